@@ -1,0 +1,148 @@
+"""Arc-cosine functions k0, k1 of the ReLU NTK and their Taylor coefficients.
+
+For ``t`` in [-1, 1] (arguments are clipped there, to absorb rounding excursions of
+normalised inner products)::
+
+    k0(t) = 1 - arccos(t) / pi
+    k1(t) = (sqrt(1 - t^2) + t (pi - arccos t)) / pi
+
+``k0`` is the kernel of the derivative of ReLU and ``k1`` the normalised kernel of
+ReLU itself (Cho & Saul, 2009).  Both are dot-product kernels with non-negative Taylor
+coefficients, so every truncation of their series is positive definite.  The scalar
+functions are Numba-compiled so that the kernel recursions can call them in
+``nopython`` code; the array functions broadcast them.
+"""
+import math
+
+import numpy as np
+from numba import njit, vectorize
+
+__all__ = ["k0", "k1", "k0_taylor", "k1_taylor"]
+
+
+@njit(cache=True, inline="always")
+def _clip_unit(t):
+    if t > 1.0:
+        return 1.0
+    if t < -1.0:
+        return -1.0
+    return t
+
+
+@njit(cache=True)
+def k0_scalar(t):
+    """k0 of one float (Numba)."""
+    return 1.0 - math.acos(_clip_unit(t)) / math.pi
+
+
+@njit(cache=True)
+def k1_scalar(t):
+    """k1 of one float (Numba)."""
+    t = _clip_unit(t)
+    return (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - math.acos(t))) / math.pi
+
+
+@vectorize(["float64(float64)"], cache=True)
+def _k0_ufunc(t):
+    return k0_scalar(t)
+
+
+@vectorize(["float64(float64)"], cache=True)
+def _k1_ufunc(t):
+    return k1_scalar(t)
+
+
+def k0(t):
+    """Arc-cosine kernel of order 0, ``1 - arccos(t)/pi``, elementwise (float64).
+
+    Parameters
+    ----------
+    t : array_like
+        Cosines; values outside [-1, 1] are clipped.
+
+    Returns
+    -------
+    ndarray or float
+    """
+    return _k0_ufunc(np.asarray(t, dtype=np.float64))
+
+
+def k1(t):
+    """Arc-cosine kernel of order 1, ``(sqrt(1-t^2) + t (pi - arccos t)) / pi``, elementwise.
+
+    Parameters
+    ----------
+    t : array_like
+        Cosines; values outside [-1, 1] are clipped.
+
+    Returns
+    -------
+    ndarray or float
+    """
+    return _k1_ufunc(np.asarray(t, dtype=np.float64))
+
+
+def _central_ratio(i):
+    """(2i)! / (4^i (i!)^2) for i = 0..len-1, by a stable product."""
+    i = np.arange(i)
+    out = np.ones(len(i))
+    out[1:] = np.cumprod((2 * i[1:] - 1) / (2 * i[1:]))
+    return out
+
+
+def k0_taylor(degree):
+    """Taylor coefficients of k0 up to ``degree`` (inclusive).
+
+    ``k0(t) = 1/2 + sum_i (2i)! / (4^i (i!)^2 (2i+1) pi) t^(2i+1)``.
+
+    Parameters
+    ----------
+    degree : int
+        Highest power kept.
+
+    Returns
+    -------
+    ndarray of shape (degree + 1,)
+        ``coef[j]`` multiplies ``t**j``; all entries are non-negative.
+    """
+    degree = _check_degree(degree)
+    coef = np.zeros(degree + 1)
+    coef[0] = 0.5
+    n_odd = (degree + 1) // 2  # odd powers 1, 3, ..., <= degree
+    i = np.arange(n_odd)
+    coef[1::2] = _central_ratio(n_odd) / ((2 * i + 1) * np.pi)
+    return coef
+
+
+def k1_taylor(degree):
+    """Taylor coefficients of k1 up to ``degree`` (inclusive).
+
+    ``k1(t) = 1/pi + t/2 + sum_i a_i t^(2i+2) / pi`` with
+    ``a_i = (2i)! / (4^i (i!)^2 (2i+1)(2i+2))``.
+
+    Parameters
+    ----------
+    degree : int
+        Highest power kept.
+
+    Returns
+    -------
+    ndarray of shape (degree + 1,)
+        ``coef[j]`` multiplies ``t**j``; all entries are non-negative.
+    """
+    degree = _check_degree(degree)
+    coef = np.zeros(degree + 1)
+    coef[0] = 1.0 / np.pi
+    if degree >= 1:
+        coef[1] = 0.5
+    n_even = degree // 2  # even powers 2, 4, ..., <= degree
+    if n_even:
+        i = np.arange(n_even)
+        coef[2::2] = _central_ratio(n_even) / ((2 * i + 1) * (2 * i + 2) * np.pi)
+    return coef
+
+
+def _check_degree(degree):
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 0:
+        raise ValueError(f"degree must be a non-negative integer, got {degree!r}")
+    return int(degree)
