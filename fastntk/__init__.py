@@ -3,8 +3,46 @@
 Random features and sketches whose inner products approximate the NTK of fully-connected
 and convolutional ReLU networks (Zandieh et al., NeurIPS 2021; Han et al., 2021), plus the
 exact kernels they approximate.
+
+Submodules are imported lazily (PEP 562), so ``import fastntk`` is cheap and a server
+pays the Numba/Cython import cost only for what it uses.
 """
-from . import arccos
+import importlib
+
 from ._version import __version__
 
-__all__ = ["__version__", "arccos"]
+# public name -> submodule that defines it
+_LAZY = {
+    "ntk_kernel": "kernels",
+    "cntk_kernel": "kernels",
+    "CountSketch": "sketches",
+    "SRHT": "sketches",
+    "TensorSRHT": "sketches",
+    "TensorSketch": "sketches",
+    "PolySketch": "sketches",
+    "NTKRandomFeatures": "random_features",
+    "sample_leverage_weights": "leverage",
+    "NTKSketch": "ntk_sketch",
+    "CNTKSketch": "cntk_sketch",
+    "NTKRidge": "ridge",
+    "NTKRidgeClassifier": "ridge",
+}
+_SUBMODULES = ("arccos", "datasets", "kernels", "sketches", "leverage", "random_features",
+               "ntk_sketch", "cntk_sketch", "ridge")
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastntk' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
