@@ -1,0 +1,473 @@
+"""Exact NTK / NNGP kernels of fully-connected and convolutional ReLU networks.
+
+These are the ground truth every sketch in fastntk approximates (DESIGN.md section 2).
+They cost O(n^2) memory (NTK) and O(n^2 P^2 q^2 L) time (CNTK), so they serve as the
+reference on small inputs and as the exact kernel-ridge baseline, not as production paths.
+
+Relation to neural-tangents: ``ntk_kernel(X, depth=L)`` equals the NTK that
+``neural_tangents.stax`` computes for ``serial(Dense(1, W_std=sqrt(d)), Relu(),
+[Dense(1, W_std=sqrt(2)), Relu()] * (L-1), Dense(1, W_std=sqrt(2)))`` without biases, and
+``cntk_kernel`` the one of ``serial(Conv(1, (q, q), padding, W_std=sqrt(C)), Relu(),
+[Conv(1, (q, q), padding, W_std=sqrt(2)), Relu()] * (L-1), GlobalAvgPool() or Flatten(),
+Dense(1, W_std=sqrt(2)))``: neural-tangents divides by the fan-in and its Relu carries a
+factor 1/2, which these ``W_std`` values cancel.
+"""
+import math
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+from sklearn.utils import check_array
+
+from .arccos import k1_scalar
+
+__all__ = ["ntk_kernel", "ntk_dot_product", "cntk_kernel", "cntk_diagonals"]
+
+_KINDS = ("ntk", "nngp")
+_PADDINGS = ("same", "valid")
+_POOLINGS = ("gap", "flatten")
+
+
+# ---------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_matrix(X, name):
+    return check_array(
+        X,
+        accept_sparse=("csr", "csc", "coo"),
+        dtype=(np.float64, np.float32),
+        ensure_all_finite=True,
+        input_name=name,
+    )
+
+
+def _check_images(X, name):
+    X = np.asarray(X)
+    if X.ndim != 4:
+        raise ValueError(
+            f"{name} must be a batch of channels-last images of shape (n, H, W, C), "
+            f"got an array of ndim {X.ndim}"
+        )
+    if X.size == 0:
+        raise ValueError(f"{name} is empty: shape {X.shape}")
+    X = check_array(
+        X, dtype=(np.float64, np.float32), ensure_all_finite=True, allow_nd=True, input_name=name
+    )
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# fully-connected NTK
+# ---------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _unit_ntk(t, depth, nngp):
+    """K_L(t) (or its NNGP counterpart) for one cosine t, by the layer recursion."""
+    sigma = min(max(t, -1.0), 1.0)
+    theta = sigma
+    for _ in range(depth):
+        angle = math.acos(sigma)
+        k0 = 1.0 - angle / math.pi
+        # k1 shares the arccos with k0: (sqrt(1 - s^2) + s (pi - angle)) / pi
+        k1 = (math.sqrt(max(1.0 - sigma * sigma, 0.0)) + sigma * (math.pi - angle)) / math.pi
+        theta = theta * k0 + k1
+        sigma = k1
+    return sigma if nngp else theta
+
+
+@njit(cache=True, inline="always")
+def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp):
+    """NTK(x_i, y_j) for j >= start, in place on row i of the Gram matrix."""
+    for j in range(start, gram.shape[1]):
+        scale = norms_x[i] * norms_y[j]
+        if scale == 0.0:
+            gram[i, j] = 0.0
+        else:
+            gram[i, j] = scale * _unit_ntk(gram[i, j] / scale, depth, nngp)
+
+
+@njit(parallel=True, cache=True)
+def _ntk_from_gram(gram, norms_x, norms_y, depth, nngp):
+    """Overwrite a Gram matrix <x_i, y_j> with NTK(x_i, y_j), in place."""
+    for i in prange(gram.shape[0]):
+        _ntk_row(gram, i, 0, norms_x, norms_y, depth, nngp)
+    return gram
+
+
+@njit(parallel=True, cache=True)
+def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
+    """Symmetric variant: computes the upper triangle, then mirrors it.
+
+    Rows are handled in pairs (i, n-1-i) so that every task has the same triangular
+    work and the threads stay balanced.  The diagonal uses cos(x, x) = 1 exactly,
+    avoiding arccos(1 - eps) rounding.
+    """
+    n = gram.shape[0]
+    unit = _unit_ntk(1.0, depth, nngp)
+    for task in prange((n + 1) // 2):
+        first = np.int64(task)
+        last = n - 1 - first
+        _ntk_row(gram, first, first + 1, norms, norms, depth, nngp)
+        gram[first, first] = norms[first] * norms[first] * unit
+        if last != first:
+            _ntk_row(gram, last, last + 1, norms, norms, depth, nngp)
+            gram[last, last] = norms[last] * norms[last] * unit
+    for i in prange(n):
+        for j in range(i):
+            gram[i, j] = gram[j, i]
+    return gram
+
+
+@njit(parallel=True, cache=True)
+def _ntk_dot_product_1d(t, depth, nngp):
+    out = np.empty_like(t)
+    for i in prange(t.shape[0]):
+        out[i] = _unit_ntk(t[i], depth, nngp)
+    return out
+
+
+def _row_norms(X):
+    if sp.issparse(X):
+        from ._sparsefuncs import csr_row_norms_sq
+
+        X = X.tocsr()
+        return np.sqrt(csr_row_norms_sq(X.data, X.indptr))
+    return np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+
+
+def _gram(X, Y):
+    """<x_i, y_j> as a dense float64 C-contiguous array (BLAS or sparse product)."""
+    if sp.issparse(X) or (Y is not None and sp.issparse(Y)):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        Y = X if Y is None else sp.csr_matrix(Y, dtype=np.float64)
+        product = X @ Y.T
+        return np.ascontiguousarray(product.toarray())
+    X = np.asarray(X, dtype=np.float64)
+    # Y = X (same buffer) lets numpy use a symmetric rank-k update for X @ X.T
+    Y = X if Y is None else np.asarray(Y, dtype=np.float64)
+    return np.ascontiguousarray(X @ Y.T)
+
+
+def ntk_kernel(X, Y=None, *, depth=1, kind="ntk"):
+    """Exact NTK (or NNGP) of a fully-connected ReLU network without biases.
+
+    Implements the recursion of DESIGN.md section 2.1 (Jacot et al., 2018; Arora et al.,
+    2019): with rho the cosine of the previous layer's covariance,
+    ``Sigma_h = sqrt(Sigma_{h-1}(x,x) Sigma_{h-1}(y,y)) k1(rho)``,
+    ``Theta_h = Theta_{h-1} k0(rho) + Sigma_h``, starting from ``Theta_0 = Sigma_0 = <x,y>``.
+    Equivalently ``NTK(x, y) = ||x|| ||y|| K_L(cos(x, y))`` (see :func:`ntk_dot_product`).
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples_X, n_features)
+    Y : {array-like, sparse matrix} of shape (n_samples_Y, n_features), default=None
+        If None, ``Y = X`` and only the upper triangle is evaluated.
+    depth : int, default=1
+        Number L >= 1 of hidden ReLU layers (1 = the two-layer network).
+    kind : {"ntk", "nngp"}, default="ntk"
+        "ntk" returns Theta_L, "nngp" the Gaussian-process kernel Sigma_L.
+
+    Returns
+    -------
+    K : ndarray of shape (n_samples_X, n_samples_Y), float64
+        Zero wherever x or y is the zero vector.
+
+    Notes
+    -----
+    The Gram matrix comes from one BLAS (or sparse) product; the layer recursion runs in
+    Numba, in parallel over rows, in place on that matrix (no extra n_X x n_Y buffer).
+    """
+    depth = _check_positive_int("depth", depth)
+    _check_choice("kind", kind, _KINDS)
+    X = _check_matrix(X, "X")
+    symmetric = Y is None
+    if not symmetric:
+        Y = _check_matrix(Y, "Y")
+        if Y.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must match"
+            )
+    norms_x = _row_norms(X)
+    norms_y = norms_x if symmetric else _row_norms(Y)
+    gram = _gram(X, None if symmetric else Y)
+    if symmetric:
+        return _ntk_from_gram_symmetric(gram, norms_x, depth, kind == "nngp")
+    return _ntk_from_gram(gram, norms_x, norms_y, depth, kind == "nngp")
+
+
+def ntk_dot_product(t, *, depth=1, kind="ntk"):
+    """The unit-norm NTK as a function of the cosine: K_L(t), elementwise.
+
+    ``K_L(t) = sum_{h=0..L} k1^(h)(t) prod_{j=h..L-1} k0(k1^(j)(t))`` (k1^(h) the h-fold
+    composition), so that ``NTK(x, y) = ||x|| ||y|| K_L(<x, y> / (||x|| ||y||))``.
+    With ``kind="nngp"`` it returns ``k1^(L)(t)``.
+
+    Parameters
+    ----------
+    t : array_like
+        Cosines; values outside [-1, 1] are clipped.
+    depth : int, default=1
+    kind : {"ntk", "nngp"}, default="ntk"
+
+    Returns
+    -------
+    ndarray of the shape of ``t``, float64
+    """
+    depth = _check_positive_int("depth", depth)
+    _check_choice("kind", kind, _KINDS)
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("t contains NaN or infinity")
+    flat = np.ascontiguousarray(t).ravel()
+    return _ntk_dot_product_1d(flat, depth, kind == "nngp").reshape(t.shape)
+
+
+# ---------------------------------------------------------------------------
+# convolutional NTK
+# ---------------------------------------------------------------------------
+def _conv_geometry(height, width, filter_size, padding, depth):
+    """Map sizes per layer and the window offset, checking the image is large enough."""
+    if padding == "same":
+        return [(height, width)] * depth, -((filter_size - 1) // 2)
+    sizes = []
+    h, w = height, width
+    for layer in range(depth):
+        h, w = h - filter_size + 1, w - filter_size + 1
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"images of size {height}x{width} are too small for {depth} 'valid' "
+                f"convolution(s) with filter_size={filter_size} (layer {layer + 1} would be "
+                f"{h}x{w})"
+            )
+        sizes.append((h, w))
+    return sizes, 0
+
+
+@njit(cache=True)
+def _box_filter(A, out_h, out_w, q, offset):
+    """(1/q^2) sum over the q x q window of a 2-D map (zeros outside), per output pixel."""
+    in_h, in_w = A.shape
+    out = np.zeros((out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            acc = 0.0
+            for a in range(q):
+                r = i + offset + a
+                if r < 0 or r >= in_h:
+                    continue
+                for b in range(q):
+                    c = j + offset + b
+                    if 0 <= c < in_w:
+                        acc += A[r, c]
+            out[i, j] = acc / (q * q)
+    return out
+
+
+@njit(cache=True)
+def _image_diagonals(image, sizes, q, offset, out):
+    """Write N^(h) of one image into out[h, :H_h, :W_h] for every layer h."""
+    height, width, _ = image.shape
+    current = np.zeros((height, width))
+    for i in range(height):
+        for j in range(width):
+            current[i, j] = np.sum(image[i, j] ** 2)
+    for h in range(sizes.shape[0]):
+        current = _box_filter(current, sizes[h, 0], sizes[h, 1], q, offset)
+        out[h, : sizes[h, 0], : sizes[h, 1]] = current
+
+
+@njit(parallel=True, cache=True)
+def _diagonals(images, sizes, q, offset):
+    """N^(h) for every image and layer, stacked as (depth, n, max H_h, max W_h)."""
+    n, height, width, _ = images.shape
+    out = np.zeros((sizes.shape[0], n, height, width))
+    for k in prange(n):
+        _image_diagonals(images[k], sizes, q, offset, out[:, k])
+    return out
+
+
+def cntk_diagonals(X, *, depth, filter_size=3, padding="same"):
+    """Exact per-pixel diagonals N^(h)_p = Sigma^(h)_{p,p}(x, x) of the CNTK, h = 1..depth.
+
+    ``N^(1)`` is the q x q box filter of ``||x_p||^2`` divided by q^2 and
+    ``N^(h+1) = W[N^(h)]`` (DESIGN.md section 2.2), because k1(1) = 1 keeps each layer's
+    diagonal equal to the previous layer's window average.  Every sketch of the CNTK uses
+    these for its per-pixel normalisation.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, H, W, C)
+    depth : int
+    filter_size : int, default=3
+    padding : {"same", "valid"}, default="same"
+
+    Returns
+    -------
+    list of ``depth`` ndarrays, the h-th of shape (n, H_h, W_h), float64
+    """
+    depth = _check_positive_int("depth", depth)
+    filter_size = _check_positive_int("filter_size", filter_size)
+    _check_choice("padding", padding, _PADDINGS)
+    X = _check_images(X, "X")
+    sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
+    stacked = _diagonals(X, np.array(sizes, dtype=np.int64), filter_size, offset)
+    return [np.ascontiguousarray(stacked[h, :, :hh, :ww]) for h, (hh, ww) in enumerate(sizes)]
+
+
+@njit(cache=True)
+def _window_average(A, out_h, out_w, q, offset):
+    """W[A]: (1/q^2) sum_delta A[p + delta, p' + delta] on a (h, w, h, w) pixel-pair array."""
+    in_h, in_w = A.shape[0], A.shape[1]
+    out = np.zeros((out_h, out_w, out_h, out_w))
+    scale = 1.0 / (q * q)
+    for i in range(out_h):
+        for j in range(out_w):
+            for k in range(out_h):
+                for l in range(out_w):
+                    acc = 0.0
+                    for a in range(q):
+                        r, r2 = i + offset + a, k + offset + a
+                        if r < 0 or r >= in_h or r2 < 0 or r2 >= in_h:
+                            continue
+                        for b in range(q):
+                            c, c2 = j + offset + b, l + offset + b
+                            if 0 <= c < in_w and 0 <= c2 < in_w:
+                                acc += A[r, c, r2, c2]
+                    out[i, j, k, l] = acc * scale
+    return out
+
+
+@njit(cache=True)
+def _relu_step(sigma, theta, nx, ny):
+    """K, T of one layer from Sigma, Theta and the diagonals (all on one pixel grid)."""
+    h, w = nx.shape
+    k_map = np.zeros_like(sigma)
+    for i in range(h):
+        for j in range(w):
+            for k in range(h):
+                for l in range(w):
+                    scale = math.sqrt(nx[i, j] * ny[k, l])
+                    if scale == 0.0:
+                        # then |Sigma| = |Theta| = 0 here too (Cauchy-Schwarz)
+                        theta[i, j, k, l] = 0.0
+                        continue
+                    t = min(max(sigma[i, j, k, l] / scale, -1.0), 1.0)
+                    k0 = 1.0 - math.acos(t) / math.pi
+                    k_map[i, j, k, l] = scale * k1_scalar(t)
+                    theta[i, j, k, l] = theta[i, j, k, l] * k0 + k_map[i, j, k, l]
+    return k_map, theta
+
+
+@njit(cache=True)
+def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp):
+    """CNTK of one pair of images: O(P^2) memory, O(P^2 q^2 L) time."""
+    height, width, channels = x.shape
+    depth = sizes.shape[0]
+    # G_{p,p'} = <x_p, y_p'> as a (H, W, H, W) array
+    gram = (x.reshape(height * width, channels) @ y.reshape(height * width, channels).T)
+    gram = gram.reshape(height, width, height, width)
+    sigma = _window_average(gram, sizes[0, 0], sizes[0, 1], q, offset)
+    theta = sigma.copy()
+    for h in range(depth):
+        hh, ww = sizes[h, 0], sizes[h, 1]
+        k_map, theta = _relu_step(
+            sigma, theta, diag_x[h, :hh, :ww], diag_y[h, :hh, :ww]
+        )
+        if h + 1 < depth:
+            nh, nw = sizes[h + 1, 0], sizes[h + 1, 1]
+            sigma = _window_average(k_map, nh, nw, q, offset)
+            theta = _window_average(theta, nh, nw, q, offset)
+    final = k_map if nngp else theta
+    hh, ww = sizes[depth - 1, 0], sizes[depth - 1, 1]
+    n_pixels = hh * ww
+    if flatten:
+        acc = 0.0
+        for i in range(hh):
+            for j in range(ww):
+                acc += final[i, j, i, j]
+        return acc / n_pixels
+    return final.sum() / (n_pixels * n_pixels)
+
+
+@njit(parallel=True, cache=True)
+def _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, q, offset, flatten, nngp):
+    out = np.empty(pairs.shape[0])
+    for k in prange(pairs.shape[0]):
+        i, j = pairs[k, 0], pairs[k, 1]
+        out[k] = _cntk_pair(X[i], Y[j], diag_x[:, i], diag_y[:, j], sizes, q, offset,
+                            flatten, nngp)
+    return out
+
+
+def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="gap",
+                kind="ntk"):
+    """Exact convolutional NTK (or NNGP) of a ReLU CNN, after Arora et al. (2019).
+
+    ``depth`` conv layers with ``filter_size x filter_size`` filters, stride 1, each
+    followed by ReLU, then global average pooling ("gap") or flattening ("flatten") and a
+    linear readout; no biases.  DESIGN.md section 2.2 gives the recursion.  For "same"
+    padding the window of pixel p covers offsets ``-(q-1)//2 .. q-1-(q-1)//2`` (zeros
+    outside the image, as TensorFlow / neural-tangents pad); "valid" shrinks each map by
+    ``q - 1``.  A 1x1 image with ``filter_size=1`` gives :func:`ntk_kernel`.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_X, H, W, C), channels last
+    Y : array-like of shape (n_Y, H, W, C), default=None
+        If None, ``Y = X`` and only pairs ``i <= j`` are evaluated.
+    depth : int, default=1
+    filter_size : int, default=3
+    padding : {"same", "valid"}, default="same"
+    pooling : {"gap", "flatten"}, default="gap"
+    kind : {"ntk", "nngp"}, default="ntk"
+
+    Returns
+    -------
+    K : ndarray of shape (n_X, n_Y), float64
+
+    Notes
+    -----
+    Each pair costs O(P^2 q^2 L) time and O(P^2) memory (P = H W); pairs run in parallel
+    (Numba), so the working memory is O(P^2) per thread, never O(n^2 P^2).  This is the
+    ground truth for small inputs, not a production path.
+    """
+    depth = _check_positive_int("depth", depth)
+    filter_size = _check_positive_int("filter_size", filter_size)
+    _check_choice("padding", padding, _PADDINGS)
+    _check_choice("pooling", pooling, _POOLINGS)
+    _check_choice("kind", kind, _KINDS)
+    X = _check_images(X, "X")
+    symmetric = Y is None
+    Y = X if symmetric else _check_images(Y, "Y")
+    if Y.shape[1:] != X.shape[1:]:
+        raise ValueError(
+            f"X has images of shape {X.shape[1:]} but Y has {Y.shape[1:]}; they must match"
+        )
+    sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
+    sizes = np.array(sizes, dtype=np.int64)
+    diag_x = _diagonals(X, sizes, filter_size, offset)
+    diag_y = diag_x if symmetric else _diagonals(Y, sizes, filter_size, offset)
+    n_x, n_y = X.shape[0], Y.shape[0]
+    if symmetric:
+        rows, cols = np.triu_indices(n_x)
+    else:
+        rows, cols = np.divmod(np.arange(n_x * n_y), n_y)
+    pairs = np.stack([rows, cols], axis=1).astype(np.int64)
+    values = _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, filter_size, offset,
+                         pooling == "flatten", kind == "nngp")
+    K = np.empty((n_x, n_y))
+    K[rows, cols] = values
+    if symmetric:
+        K[cols, rows] = values
+    return K
