@@ -29,17 +29,51 @@ def _clip_unit(t):
     return t
 
 
-@njit(cache=True)
+def _asin_series_coefficients(n_terms):
+    """(2k)! / (4^k (k!)^2 (2k+1)): asin(s) = s * sum_k c_k s^(2k)."""
+    k = np.arange(n_terms)
+    ratio = np.ones(n_terms)
+    ratio[1:] = np.cumprod((2 * k[1:] - 1) / (2 * k[1:]))
+    return ratio / (2 * k + 1)
+
+
+# 28 terms reach float64 precision for s^2 <= 1/4 (next term < 1e-18).
+_ASIN_COEF = _asin_series_coefficients(28)
+
+
+@njit(cache=True, inline="always")
+def acos(x):
+    """arccos of one float in [-1, 1], branch-light so that LLVM can vectorise loops over it.
+
+    libm's ``acos`` is a scalar call that stops the loops of the kernel recursions from
+    vectorising; this evaluation (within a few ulp of libm) uses the asin series on
+    ``|x| <= 1/2`` and the half-angle identity ``acos(x) = 2 asin(sqrt((1 - x) / 2))``
+    beyond, which also keeps full relative accuracy near ``x = 1``.
+    """
+    a = abs(x)
+    big = a > 0.5
+    z = 0.5 * (1.0 - a) if big else x * x
+    s = math.sqrt(z) if big else x
+    acc = _ASIN_COEF[27]
+    for k in range(26, -1, -1):
+        acc = acc * z + _ASIN_COEF[k]
+    r = s * acc  # asin(s)
+    if big:
+        return 2.0 * r if x > 0 else math.pi - 2.0 * r
+    return 0.5 * math.pi - r
+
+
+@njit(cache=True, inline="always")
 def k0_scalar(t):
     """k0 of one float (Numba)."""
-    return 1.0 - math.acos(_clip_unit(t)) / math.pi
+    return 1.0 - acos(_clip_unit(t)) / math.pi
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def k1_scalar(t):
     """k1 of one float (Numba)."""
     t = _clip_unit(t)
-    return (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - math.acos(t))) / math.pi
+    return (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - acos(t))) / math.pi
 
 
 @vectorize(["float64(float64)"], cache=True)

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 from sklearn.utils import check_array
 
-from .arccos import k1_scalar
+from .arccos import acos, k1_scalar
 
 __all__ = ["ntk_kernel", "ntk_dot_product", "cntk_kernel", "cntk_diagonals"]
 
@@ -72,29 +72,39 @@ def _check_images(X, name):
 # fully-connected NTK
 # ---------------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def _unit_ntk(t, depth, nngp):
-    """K_L(t) (or its NNGP counterpart) for one cosine t, by the layer recursion."""
-    sigma = min(max(t, -1.0), 1.0)
-    theta = sigma
+def _relu_layer_inplace(sigma, theta, nngp):
+    """One layer of the unit-norm recursion on vectors of cosines (vectorisable loop).
+
+    ``theta <- theta k0(sigma) + k1(sigma)`` and ``sigma <- k1(sigma)``; k0 and k1 share
+    one arccos.  With ``nngp`` only sigma is updated.
+    """
+    for j in range(sigma.shape[0]):
+        t = min(max(sigma[j], -1.0), 1.0)
+        angle = acos(t)
+        k1 = (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - angle)) / math.pi
+        if not nngp:
+            theta[j] = theta[j] * (1.0 - angle / math.pi) + k1
+        sigma[j] = k1
+
+
+@njit(cache=True)
+def _unit_ntk_vector(t, depth, nngp):
+    """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place."""
+    theta = t.copy()
     for _ in range(depth):
-        angle = math.acos(sigma)
-        k0 = 1.0 - angle / math.pi
-        # k1 shares the arccos with k0: (sqrt(1 - s^2) + s (pi - angle)) / pi
-        k1 = (math.sqrt(max(1.0 - sigma * sigma, 0.0)) + sigma * (math.pi - angle)) / math.pi
-        theta = theta * k0 + k1
-        sigma = k1
-    return sigma if nngp else theta
+        _relu_layer_inplace(t, theta, nngp)
+    return t if nngp else theta
 
 
 @njit(cache=True, inline="always")
 def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp):
     """NTK(x_i, y_j) for j >= start, in place on row i of the Gram matrix."""
-    for j in range(start, gram.shape[1]):
-        scale = norms_x[i] * norms_y[j]
-        if scale == 0.0:
-            gram[i, j] = 0.0
-        else:
-            gram[i, j] = scale * _unit_ntk(gram[i, j] / scale, depth, nngp)
+    row = gram[i, start:]
+    scale = norms_x[i] * norms_y[start:]
+    cosine = np.empty_like(row)
+    for j in range(row.shape[0]):
+        cosine[j] = row[j] / scale[j] if scale[j] > 0.0 else 0.0
+    row[:] = scale * _unit_ntk_vector(cosine, depth, nngp)
 
 
 @njit(parallel=True, cache=True)
@@ -114,7 +124,7 @@ def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
     avoiding arccos(1 - eps) rounding.
     """
     n = gram.shape[0]
-    unit = _unit_ntk(1.0, depth, nngp)
+    unit = _unit_ntk_vector(np.ones(1), depth, nngp)[0]
     for task in prange((n + 1) // 2):
         first = np.int64(task)
         last = n - 1 - first
@@ -132,8 +142,10 @@ def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
 @njit(parallel=True, cache=True)
 def _ntk_dot_product_1d(t, depth, nngp):
     out = np.empty_like(t)
-    for i in prange(t.shape[0]):
-        out[i] = _unit_ntk(t[i], depth, nngp)
+    block = 4096
+    for b in prange((t.shape[0] + block - 1) // block):
+        chunk = t[b * block:(b + 1) * block].copy()
+        out[b * block:(b + 1) * block] = _unit_ntk_vector(chunk, depth, nngp)
     return out
 
 
@@ -363,7 +375,7 @@ def _relu_step(sigma, theta, nx, ny):
                         theta[i, j, k, l] = 0.0
                         continue
                     t = min(max(sigma[i, j, k, l] / scale, -1.0), 1.0)
-                    k0 = 1.0 - math.acos(t) / math.pi
+                    k0 = 1.0 - acos(t) / math.pi
                     k_map[i, j, k, l] = scale * k1_scalar(t)
                     theta[i, j, k, l] = theta[i, j, k, l] * k0 + k_map[i, j, k, l]
     return k_map, theta
