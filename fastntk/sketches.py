@@ -1,0 +1,480 @@
+"""Oblivious sketches whose inner products estimate inner products (DESIGN.md section 3).
+
+Every map is linear (or multilinear, for the tensor sketches), drawn once at ``fit``
+from ``random_state`` and applied row by row, with
+
+    E <S a, S b> = <a, b>            (CountSketch, SRHT)
+    E <S(x ⊗ y), S(x' ⊗ y')> = <x, x'> <y, y'>    (TensorSRHT)
+    E <S x^(⊗p), S y^(⊗p)> = <x, y>^p              (TensorSketch, PolySketch)
+
+``fit`` reads only the input width.  ``transform`` accepts CSR, CSC, COO (converted
+to CSR in O(nnz), never densified) and dense input, keeps float32 as float32 (any
+other dtype becomes float64), and gives bit-identical rows whatever the other rows
+and whatever the number of threads.
+
+References
+----------
+Charikar, Chen, Farach-Colton, "Finding frequent items in data streams", 2002.
+Ailon, Chazelle, "The fast Johnson–Lindenstrauss transform", 2009.
+Pham, Pagh, "Fast and scalable polynomial kernels via explicit feature maps", KDD 2013.
+Ahle, Kapralov, Knudsen, Pagh, Velingker, Woodruff, Zandieh, "Oblivious sketching of
+high-degree polynomial kernels", SODA 2020.
+Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via sketching
+and random features", NeurIPS 2021.
+"""
+import contextlib
+import numbers
+import os
+
+import numba
+import numpy as np
+import scipy.fft
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import _hadamard
+from ._countsketch import countsketch_csr, countsketch_dense
+
+__all__ = ["CountSketch", "SRHT", "TensorSRHT", "TensorSketch", "PolySketch"]
+
+_FLOAT_DTYPES = (np.float64, np.float32)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _effective_n_threads(n_jobs):
+    """Threads for ``n_jobs``: None and -1 mean every core, -2 all but one, and so on.
+
+    Like the OpenMP-based estimators of scikit-learn (e.g. HistGradientBoosting), the
+    compiled loops use every core unless told otherwise.
+    """
+    n_cpus = os.cpu_count() or 1
+    if n_jobs is None:
+        return n_cpus
+    if n_jobs < 0:
+        return max(1, n_cpus + 1 + n_jobs)
+    return int(n_jobs)
+
+
+@contextlib.contextmanager
+def _numba_threads(n_threads):
+    """Run Numba parallel kernels on ``n_threads`` threads (thread-local setting)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _next_pow2(n):
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _random_signs(rng, shape):
+    return (2 * rng.randint(0, 2, size=shape) - 1).astype(np.int8)
+
+
+def _random_codes(rng, n_features, n_sketches, n_components):
+    """Packed CountSketch codes: bucket if the sign is +1, ``~bucket`` if it is -1."""
+    buckets = rng.randint(0, n_components, size=(n_features, n_sketches)).astype(np.int32)
+    negative = rng.randint(0, 2, size=(n_features, n_sketches)).astype(bool)
+    return np.where(negative, ~buckets, buckets)
+
+
+def unpack_codes(codes):
+    """Buckets and signs of packed CountSketch codes.
+
+    Parameters
+    ----------
+    codes : ndarray of int32
+        ``bucket`` where the sign is +1, ``~bucket = -bucket - 1`` where it is -1.
+
+    Returns
+    -------
+    buckets : ndarray of int32, same shape
+    signs : ndarray of int8, same shape, values +-1
+    """
+    codes = np.asarray(codes, dtype=np.int32)
+    negative = codes < 0
+    return np.where(negative, ~codes, codes), np.where(negative, -1, 1).astype(np.int8)
+
+
+def _sample_coordinates(rng, n_pad, n_components, n_sketches=None):
+    """``n_components`` distinct coordinates of ``[0, n_pad)``, per sketch.
+
+    Sampled with replacement-free ``Generator``-independent draws from the legacy
+    ``RandomState`` (what ``check_random_state`` returns); int32 keeps the state small.
+    """
+    if n_sketches is None:
+        return rng.choice(n_pad, n_components, replace=False).astype(np.int32)
+    return np.stack(
+        [rng.choice(n_pad, n_components, replace=False) for _ in range(n_sketches)]
+    ).astype(np.int32)
+
+
+def _validate(estimator, X, *, reset):
+    """Validated float32/float64 input: sorted-index CSR or C-contiguous dense."""
+    X = validate_data(
+        estimator,
+        X,
+        accept_sparse="csr",
+        dtype=_FLOAT_DTYPES,
+        order="C",
+        reset=reset,
+    )
+    return _canonical_csr(X) if sp.issparse(X) else X
+
+
+def _canonical_csr(X):
+    """CSR with sorted indices and one index dtype (what the compiled kernels expect)."""
+    if not X.has_sorted_indices:
+        X = X.sorted_indices()
+    if X.indices.dtype != X.indptr.dtype:
+        index_dtype = np.promote_types(X.indices.dtype, X.indptr.dtype)
+        X = sp.csr_matrix(
+            (X.data, X.indices.astype(index_dtype), X.indptr.astype(index_dtype)),
+            shape=X.shape,
+        )
+    return X
+
+
+def _countsketch_into(X, codes, out, n_threads):
+    """Add the CountSketches (packed ``codes``) of the rows of ``X`` to ``out``."""
+    if sp.issparse(X):
+        countsketch_csr(X.data, X.indices, X.indptr, codes, out, n_threads)
+    else:
+        countsketch_dense(X, codes, out, n_threads)
+
+
+def _srht_into(X, signs, idx, n_pad, out, first=0, scaled=True):
+    """SRHTs of the rows of ``X`` (int8 ``signs`` (L, d), ``idx`` (L, m)) into ``out``.
+
+    Scaled by ``sqrt(1/m)`` unless ``scaled`` is False.
+    """
+    signs = signs.astype(out.dtype)
+    scale = out.dtype.type(np.sqrt(1.0 / idx.shape[-1]) if scaled else 1.0)
+    if sp.issparse(X):
+        _hadamard.srht_csr_rows(X.data, X.indices, X.indptr, signs, idx, n_pad, scale, out,
+                                first)
+    else:
+        _hadamard.srht_rows(X, signs, idx, n_pad, scale, out, first)
+
+
+class _BaseSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared tags and validation of the sketches."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.requires_fit = True
+        return tags
+
+
+# ---------------------------------------------------------------------- CountSketch
+
+
+class CountSketch(_BaseSketch):
+    """CountSketch: hash every feature to a bucket with a random sign.
+
+    ``(C x)_b = sum_{j : h(j) = b} s(j) x_j`` with ``h`` uniform on the buckets and ``s``
+    uniform on ``{-1, +1}``, all independent; then ``E <C x, C y> = <x, y>`` and
+    ``Var <C x, C y> = (||x||^2 ||y||^2 + <x, y>^2 - 2 sum_j x_j^2 y_j^2) / m``.
+    O(nnz) per row (compiled, parallel over rows); sparse input is never densified.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Sketch dimension ``m``.
+    random_state : int, RandomState instance or None, default=None
+        Draws the hash and the signs at ``fit``.
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    codes_ : ndarray of shape (n_features_in_, 1), int32
+        Packed bucket and sign of every feature: ``h(j)`` if ``s(j) = +1``, ``~h(j)``
+        otherwise (see :func:`unpack_codes`).  The whole fitted state: O(n_features).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from fastntk.sketches import CountSketch
+    >>> X = sp.random(5, 1000, density=0.01, format="csr", random_state=0)
+    >>> CountSketch(n_components=16, random_state=0).fit_transform(X).shape
+    (5, 16)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, 2**31 - 1, closed="both")],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, n_components=256, *, random_state=None, n_jobs=None):
+        self.n_components = n_components
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Draw the hash and signs for the width of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        _validate(self, X, reset=True)
+        rng = check_random_state(self.random_state)
+        self.codes_ = _random_codes(rng, self.n_features_in_, 1, self.n_components)
+        self._n_features_out = self.n_components
+        return self
+
+    def transform(self, X):
+        """Sketch the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components), float32 if ``X`` is float32
+        """
+        check_is_fitted(self)
+        X = _validate(self, X, reset=False)
+        out = np.zeros((X.shape[0], 1, self.n_components), dtype=X.dtype)
+        _countsketch_into(X, self.codes_, out, _effective_n_threads(self.n_jobs))
+        return out.reshape(X.shape[0], self.n_components)
+
+
+# ----------------------------------------------------------------------------- SRHT
+
+
+class SRHT(_BaseSketch):
+    """Subsampled randomised Hadamard transform ``S x = sqrt(1/m) P H D x``.
+
+    ``D`` multiplies by independent random signs, ``H`` is the unnormalised
+    Walsh–Hadamard transform of order ``n_pad`` (the input zero-padded to the smallest
+    power of two ``>= max(n_features, n_components)``) and ``P`` keeps ``m``
+    coordinates sampled uniformly *without* replacement.  Since ``H^T H = n_pad I`` and
+    each coordinate is kept with probability ``m / n_pad``, ``E <S x, S y> = <x, y>``
+    (exactly, for any signs).  When ``m >= n_features`` the padding grows to cover
+    ``m``, so ``n_components`` may exceed the input width; if ``m`` equals ``n_pad``,
+    ``S / 1`` is orthogonal up to the factor ``sqrt(n_pad/m) = 1`` and preserves inner
+    products exactly.
+
+    O(n_pad log n_pad) per row (Numba, parallel over rows).  Meant for dense input;
+    sparse rows are accepted and scattered one at a time into the padded buffer
+    (never the whole matrix), at the same cost.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+    random_state : int, RandomState instance or None, default=None
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    signs_ : ndarray of shape (n_features_in_,), int8
+    indices_ : ndarray of shape (n_components,), int32
+        Sampled coordinates of the padded transform.
+    n_pad_ : int
+        Order of the Hadamard transform.
+    n_features_in_ : int
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, 2**30, closed="both")],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, n_components=256, *, random_state=None, n_jobs=None):
+        self.n_components = n_components
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Draw signs and sampled coordinates for the width of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        _validate(self, X, reset=True)
+        rng = check_random_state(self.random_state)
+        self.n_pad_ = _next_pow2(max(self.n_features_in_, self.n_components))
+        self.signs_ = _random_signs(rng, self.n_features_in_)
+        self.indices_ = _sample_coordinates(rng, self.n_pad_, self.n_components)
+        self._n_features_out = self.n_components
+        return self
+
+    def transform(self, X):
+        """Sketch the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components), float32 if ``X`` is float32
+        """
+        check_is_fitted(self)
+        X = _validate(self, X, reset=False)
+        out = np.empty((X.shape[0], 1, self.n_components), dtype=X.dtype)
+        with _numba_threads(_effective_n_threads(self.n_jobs)):
+            _srht_into(X, self.signs_[None], self.indices_[None], self.n_pad_, out)
+        return out.reshape(X.shape[0], self.n_components)
+
+
+# ----------------------------------------------------------------------- TensorSRHT
+
+
+class TensorSRHT(_BaseSketch):
+    """TensorSRHT of row-wise tensor products, ``S(x ⊗ y) = sqrt(1/m) (P1 H D1 x) * (P2 H D2 y)``.
+
+    Two independent SRHTs (signs and coordinates sampled without replacement, each
+    padded as in :class:`SRHT`) multiplied elementwise (Ahle et al., 2020):
+    ``E <S(x ⊗ y), S(x' ⊗ y')> = <x, x'> <y, y'>``, computed in
+    O(d_x log d_x + d_y log d_y) per row, never forming ``x ⊗ y``.
+
+    ``fit(X, Y)`` reads the widths of the two factors; ``transform(X, Y)`` sketches
+    ``X[i] ⊗ Y[i]`` for every row ``i``.  ``Y=None`` means ``Y = X`` (the sketch of
+    ``x ⊗ x``, a degree-2 polynomial sketch).  Because ``fit`` takes a second input
+    matrix in place of a target, this transformer does not fit in a scikit-learn
+    ``Pipeline`` with ``Y`` given.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+    random_state : int, RandomState instance or None, default=None
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    signs_x_, signs_y_ : ndarray of int8, shapes (n_features_in_,), (n_features_y_,)
+    indices_x_, indices_y_ : ndarray of shape (n_components,), int32
+    n_pad_x_, n_pad_y_ : int
+    n_features_in_ : int
+        Width of ``X``.
+    n_features_y_ : int
+        Width of ``Y``.
+    """
+
+    _parameter_constraints = SRHT._parameter_constraints
+
+    def __init__(self, n_components=256, *, random_state=None, n_jobs=None):
+        self.n_components = n_components
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, Y=None):
+        """Draw the two SRHTs for the widths of ``X`` and ``Y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features_x)
+        Y : {array-like, sparse matrix} of shape (n_samples, n_features_y), default=None
+            The second factor; None means ``X``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = _validate(self, X, reset=True)
+        n_features_y = X.shape[1] if Y is None else self._check_y(Y, None).shape[1]
+        rng = check_random_state(self.random_state)
+        m = self.n_components
+        self.n_features_y_ = n_features_y
+        self.n_pad_x_ = _next_pow2(max(self.n_features_in_, m))
+        self.n_pad_y_ = _next_pow2(max(n_features_y, m))
+        self.signs_x_ = _random_signs(rng, self.n_features_in_)
+        self.signs_y_ = _random_signs(rng, n_features_y)
+        self.indices_x_ = _sample_coordinates(rng, self.n_pad_x_, m)
+        self.indices_y_ = _sample_coordinates(rng, self.n_pad_y_, m)
+        self._n_features_out = m
+        return self
+
+    def _check_y(self, Y, n_rows):
+        Y = check_array(Y, accept_sparse="csr", dtype=_FLOAT_DTYPES, order="C",
+                        input_name="Y")
+        if n_rows is not None and Y.shape[0] != n_rows:
+            raise ValueError(f"X has {n_rows} rows but Y has {Y.shape[0]}")
+        if hasattr(self, "n_features_y_") and Y.shape[1] != self.n_features_y_:
+            raise ValueError(
+                f"Y has {Y.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_y_} features as input"
+            )
+        return _canonical_csr(Y) if sp.issparse(Y) else Y
+
+    def transform(self, X, Y=None):
+        """Sketch ``X[i] ⊗ Y[i]`` for every row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features_x)
+        Y : {array-like, sparse matrix} of shape (n_samples, n_features_y), default=None
+            None means ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            float32 if both inputs are float32, else float64.
+        """
+        check_is_fitted(self)
+        X = _validate(self, X, reset=False)
+        Y = X if Y is None else self._check_y(Y, X.shape[0])
+        dtype = np.result_type(X.dtype, Y.dtype)
+        n, m = X.shape[0], self.n_components
+        with _numba_threads(_effective_n_threads(self.n_jobs)):
+            if sp.issparse(X) or sp.issparse(Y) or X.dtype != Y.dtype:
+                return self._transform_two_passes(X, Y, dtype)
+            out = np.empty((n, m), dtype=dtype)
+            _hadamard.tensor_srht_rows(
+                X, Y, self.signs_x_.astype(dtype), self.indices_x_, self.n_pad_x_,
+                self.signs_y_.astype(dtype), self.indices_y_, self.n_pad_y_,
+                dtype.type(np.sqrt(1.0 / m)), out,
+            )
+        return out
+
+    def _transform_two_passes(self, X, Y, dtype):
+        # Sparse or mixed inputs: sketch each factor, then multiply (the same
+        # operations, in the same order, as the fused dense kernel).
+        n, m = X.shape[0], self.n_components
+        a = np.empty((n, 1, m), dtype=dtype)
+        b = np.empty((n, 1, m), dtype=dtype)
+        _srht_into(X.astype(dtype, copy=False), self.signs_x_[None], self.indices_x_[None],
+                   self.n_pad_x_, a)
+        _srht_into(Y.astype(dtype, copy=False), self.signs_y_[None], self.indices_y_[None],
+                   self.n_pad_y_, b, scaled=False)
+        out = b.reshape(n, m)
+        out *= a.reshape(n, m)
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags
