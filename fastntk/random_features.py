@@ -1,0 +1,288 @@
+"""Random features of the fully-connected ReLU NTK (the NTKRF of Zandieh et al., 2021).
+
+Arc-cosine random features (Cho & Saul, 2009) give unbiased estimates of the two
+functions of the NTK recursion (DESIGN.md section 2.1):
+
+    Phi0(z) = sqrt(2/m0) 1[W0^T z > 0]        E <Phi0(x), Phi0(y)> = k0(rho)
+    Phi1(z) = sqrt(2/m1) ReLU(W1^T z)         E <Phi1(x), Phi1(y)> = ||x|| ||y|| k1(rho)
+
+with Gaussian ``W0``, ``W1``.  Layer by layer, ``phi_h = Phi1_h(phi_{h-1})`` carries the
+NNGP ``Sigma_h`` and ``psi_h = [phi_h, TensorSRHT(psi_{h-1}, Phi0_h(phi_{h-1}))]`` the NTK
+``Theta_h = Theta_{h-1} SigmaDot_h + Sigma_h`` (DESIGN.md section 4.1), starting from
+``phi_0 = psi_0 = x``.
+"""
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from .leverage import sample_leverage_weights
+from .sketches import CountSketch, TensorSRHT, _effective_n_threads
+
+__all__ = ["NTKRandomFeatures"]
+
+# Rows are transformed in blocks of exactly this many (the last one zero-padded): BLAS
+# matrix products give bit-identical rows only when called on the same shape, and this
+# bounds the memory of the intermediate features.
+_BLOCK_ROWS = 256
+
+# ``input_sketch="auto"``: widest input multiplied by Gaussian matrices directly.
+_AUTO_INPUT_SKETCH = 8192
+
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+def _default_n_arccos(n_components):
+    """Width m0 = m1 of the arc-cosine features when ``n_arccos`` is None (measured)."""
+    return max(1, n_components // 2)
+
+
+class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Random features of the NTK of a fully-connected ReLU network.
+
+    Maps each row ``x`` to ``psi_L(x)`` of width ``n_components`` with
+    ``E <psi_L(x), psi_L(y)> ≈ NTK(x, y)``, the NTK of ``depth`` hidden ReLU layers
+    without biases (:func:`fastntk.kernels.ntk_kernel`, DESIGN.md section 2.1).  The map
+    is the NTKRF of Zandieh et al. (2021): arc-cosine random features of widths
+    ``m0 = m1 = n_arccos`` for the derivative and the activation of every layer, the two
+    combined by a TensorSRHT of width ``ms = n_components - n_arccos``
+    (DESIGN.md section 4.1)::
+
+        phi_0 = psi_0 = x
+        for h = 1..L:  phi_h = Phi1_h(phi_{h-1})
+                       psi_h = [phi_h, TensorSRHT_h(psi_{h-1}, Phi0_h(phi_{h-1}))]
+
+    ``<phi_h(x), phi_h(y)>`` estimates the NNGP ``Sigma_h`` without bias, and
+    ``<psi_h(x), psi_h(y)>`` the NTK ``Theta_h`` (unbiased at depth 1; at depth >= 2 the
+    arc-cosine functions are evaluated on estimated inputs, which leaves a bias of the
+    order of the variance).  Rows are transformed independently.
+
+    Parameters
+    ----------
+    depth : int, default=1
+        Number of hidden ReLU layers ``L``.
+    n_components : int, default=4096
+        Output width ``m1 + ms``.
+    n_arccos : int or None, default=None
+        Width ``m0 = m1`` of each arc-cosine feature map, ``1 <= n_arccos < n_components``;
+        the TensorSRHT gets the rest.  None picks ``n_components // 2``.
+    leverage : bool, default=False
+        Draw the ReLU weights ``W1`` from the leverage-score density
+        ``q(w) = (||w||^2/d) N(0, I)`` and reweight each feature by ``sqrt(d)/||w||``
+        (Han et al., 2021), which keeps the estimate unbiased and targets a better
+        spectral approximation.  See :func:`fastntk.sample_leverage_weights`.
+    sampler : {"gibbs", "exact"}, default="gibbs"
+        How ``q`` is sampled when ``leverage=True``: the papers' Gibbs sampler or the
+        exact law (uniform direction, chi radius with ``d + 2`` degrees of freedom).
+    gibbs_sweeps : int, default=1
+        Gibbs sweeps per weight vector; one is enough at these dimensions (see
+        :func:`fastntk.sample_leverage_weights`).
+    input_sketch : "auto", int or None, default="auto"
+        Inputs wider than this are first reduced to this many columns by a
+        :class:`fastntk.sketches.CountSketch` (O(nnz) per row), so that the fitted state
+        is O(n_features + n_components^2) and never O(n_features * n_components).  "auto"
+        means ``max(n_components, 8192)``; None never sketches the input.  The sketch
+        replaces the NTK of ``x, y`` by the NTK of ``Cx, Cy``: it adds an error of order
+        ``||x|| ||y|| / sqrt(input_sketch)`` to the inner product that every layer then
+        sees (``Var <Cx, Cy> = (||x||^2 ||y||^2 + <x,y>^2 - 2 sum_j x_j^2 y_j^2) / k``),
+        independent of ``n_components``.
+    random_state : int, RandomState instance or None, default=None
+        Draws all weights and sketches at ``fit``.
+    n_jobs : int or None, default=None
+        Threads of ``transform`` (matrix products and sketches); None uses every core.
+
+    Attributes
+    ----------
+    weights_ : list of ndarray, one per layer
+        ``weights_[h]`` has shape ``(d_h, n_arccos_ + n_arccos_)``: the columns of ``W0``
+        then those of ``W1`` (``d_0`` the input width after the input sketch,
+        ``d_h = n_arccos_`` after).
+    relu_scales_ : list of ndarray of shape (n_arccos_,)
+        Factor of every ReLU feature: ``sqrt(2/m1)``, times ``sqrt(d_h)/||w||`` with
+        leverage sampling.
+    tensor_sketches_ : list of TensorSRHT
+        The fitted TensorSRHT of every layer.
+    input_sketch_ : CountSketch or None
+        The fitted input sketch, if the input is sketched.
+    n_arccos_ : int
+        Width ``m0 = m1`` actually used.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has string column names.
+
+    Notes
+    -----
+    All matrix products run in float64, in blocks of exactly 256 rows: with OpenBLAS the
+    float32 product gives a row different last bits depending on its position in the
+    batch.  float32 input yields float32 output.
+
+    References
+    ----------
+    Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via
+    sketching and random features", NeurIPS 2021 (arXiv 2106.07880).
+    Han, Avron, Shoham, Kim, Shin, "Random features for the neural tangent kernel",
+    arXiv 2104.01351.
+    Cho, Saul, "Kernel methods for deep learning", NeurIPS 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastntk import NTKRandomFeatures
+    >>> X = np.random.default_rng(0).standard_normal((5, 20))
+    >>> NTKRandomFeatures(depth=2, n_components=64, random_state=0).fit_transform(X).shape
+    (5, 64)
+    """
+
+    _parameter_constraints = {
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_arccos": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "leverage": ["boolean"],
+        "sampler": [StrOptions({"gibbs", "exact"})],
+        "gibbs_sweeps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "input_sketch": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None,
+                                                        closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, *, depth=1, n_components=4096, n_arccos=None, leverage=False,
+                 sampler="gibbs", gibbs_sweeps=1, input_sketch="auto", random_state=None,
+                 n_jobs=None):
+        self.depth = depth
+        self.n_components = n_components
+        self.n_arccos = n_arccos
+        self.leverage = leverage
+        self.sampler = sampler
+        self.gibbs_sweeps = gibbs_sweeps
+        self.input_sketch = input_sketch
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _validate_input(self, X, *, reset):
+        return validate_data(self, X, accept_sparse="csr", dtype=(np.float64, np.float32),
+                             reset=reset)
+
+    def _input_sketch_width(self):
+        if self.input_sketch is None:
+            return None
+        if self.input_sketch == "auto":
+            return max(self.n_components, _AUTO_INPUT_SKETCH)
+        return self.input_sketch
+
+    def fit(self, X, y=None):
+        """Draw the weights and sketches for the width of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Only the width is used.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = self._validate_input(X, reset=True)
+        m = self._check_n_arccos()
+        ms = self.n_components - m
+        rng = check_random_state(self.random_state)
+        width = self._input_sketch_width()
+        self.input_sketch_ = None
+        d = self.n_features_in_
+        if width is not None and d > width:
+            self.input_sketch_ = CountSketch(
+                width, random_state=rng.randint(_SEED_MAX), n_jobs=self.n_jobs
+            ).fit(X[:1])
+            d = width
+        self.weights_, self.relu_scales_, self.tensor_sketches_ = [], [], []
+        psi_width = d
+        for _ in range(self.depth):
+            weights, scales = self._draw_layer(d, m, rng)
+            self.weights_.append(weights)
+            self.relu_scales_.append(scales)
+            sketch = TensorSRHT(ms, random_state=rng.randint(_SEED_MAX), n_jobs=self.n_jobs)
+            self.tensor_sketches_.append(sketch.fit(np.zeros((1, psi_width)), np.zeros((1, m))))
+            d, psi_width = m, self.n_components
+        self.n_arccos_ = m
+        self._n_features_out = self.n_components
+        return self
+
+    def _check_n_arccos(self):
+        if self.n_arccos is None:
+            return _default_n_arccos(self.n_components)
+        if self.n_arccos >= self.n_components:
+            raise ValueError(
+                f"n_arccos must be smaller than n_components={self.n_components} (the "
+                f"TensorSRHT needs at least one component), got {self.n_arccos}"
+            )
+        return self.n_arccos
+
+    def _draw_layer(self, d, m, rng):
+        """Gaussian W0 and W1 (or leverage-sampled W1) of one layer, and the ReLU scales."""
+        step_weights = rng.standard_normal((d, m))
+        if self.leverage:
+            relu_weights = sample_leverage_weights(
+                d, m, method=self.sampler, sweeps=self.gibbs_sweeps,
+                random_state=rng.randint(_SEED_MAX),
+            ).T
+            scales = np.sqrt(2.0 * d / m) / np.linalg.norm(relu_weights, axis=0)
+        else:
+            relu_weights = rng.standard_normal((d, m))
+            scales = np.full(m, np.sqrt(2.0 / m))
+        return np.hstack([step_weights, relu_weights]), scales
+
+    def transform(self, X):
+        """Random features of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            float32 if ``X`` is float32, else float64.
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        with threadpool_limits(limits=_effective_n_threads(self.n_jobs), user_api="blas"):
+            for start in range(0, X.shape[0], _BLOCK_ROWS):
+                stop = min(start + _BLOCK_ROWS, X.shape[0])
+                out[start:stop] = self._transform_block(X[start:stop])[: stop - start]
+        return out
+
+    def _transform_block(self, X):
+        """Features of at most ``_BLOCK_ROWS`` rows, as ``_BLOCK_ROWS`` float64 rows."""
+        X = _pad_rows(X.astype(np.float64), _BLOCK_ROWS)
+        if self.input_sketch_ is not None:
+            X = self.input_sketch_.transform(X)
+        m = self.n_arccos_
+        step_scale = np.sqrt(2.0 / m)
+        phi = psi = X
+        for weights, scales, sketch in zip(self.weights_, self.relu_scales_,
+                                           self.tensor_sketches_):
+            z = phi @ weights  # sparse @ dense: O(nnz * 2m) for CSR input
+            step = np.where(z[:, :m] > 0.0, step_scale, 0.0)
+            phi = np.maximum(z[:, m:], 0.0)
+            phi *= scales
+            psi = np.hstack([phi, sketch.transform(psi, step)])
+        return psi
+
+
+def _pad_rows(X, n_rows):
+    """``X`` with zero rows appended up to ``n_rows`` rows (CSR stays CSR)."""
+    missing = n_rows - X.shape[0]
+    if missing == 0:
+        return X
+    if sp.issparse(X):
+        return sp.vstack([X, sp.csr_matrix((missing, X.shape[1]), dtype=X.dtype)],
+                         format="csr")
+    return np.vstack([X, np.zeros((missing, X.shape[1]), dtype=X.dtype)])
