@@ -29,16 +29,15 @@ def _clip_unit(t):
     return t
 
 
-def _asin_series_coefficients(n_terms):
-    """(2k)! / (4^k (k!)^2 (2k+1)): asin(s) = s * sum_k c_k s^(2k)."""
-    k = np.arange(n_terms)
-    ratio = np.ones(n_terms)
-    ratio[1:] = np.cumprod((2 * k[1:] - 1) / (2 * k[1:]))
-    return ratio / (2 * k + 1)
-
-
-# 28 terms reach float64 precision for s^2 <= 1/4 (next term < 1e-18).
-_ASIN_COEF = _asin_series_coefficients(28)
+# asin(s) = s f(s^2) on s^2 <= 1/4: f as a degree-12 polynomial in z = s^2, fitted by least
+# squares on 400 Chebyshev nodes of [0, 1/4] to the (all-positive) 80-term Taylor series of
+# f; max error 1 ulp, against 28 terms for the plain truncated series.
+_ASIN_COEF = np.array([
+    1.0, 0.16666666666663008, 0.07500000000773067, 0.044642856532226195,
+    0.03038196943340342, 0.022371547029878203, 0.017362450811772914, 0.013861647919622555,
+    0.012304802561733523, 0.006011389445522862, 0.020780837031439396,
+    -0.017975346752846413, 0.032987268770137516,
+])
 
 
 @njit(cache=True, inline="always")
@@ -54,8 +53,8 @@ def acos(x):
     big = a > 0.5
     z = 0.5 * (1.0 - a) if big else x * x
     s = math.sqrt(z) if big else x
-    acc = _ASIN_COEF[27]
-    for k in range(26, -1, -1):
+    acc = _ASIN_COEF[12]
+    for k in range(11, -1, -1):
         acc = acc * z + _ASIN_COEF[k]
     r = s * acc  # asin(s)
     if big:

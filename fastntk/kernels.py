@@ -97,21 +97,36 @@ def _unit_ntk_vector(t, depth, nngp):
 
 
 @njit(cache=True, inline="always")
-def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp):
-    """NTK(x_i, y_j) for j >= start, in place on row i of the Gram matrix."""
+def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp, at_zero):
+    """NTK(x_i, y_j) for j >= start, in place on row i of the Gram matrix.
+
+    Orthogonal pairs (the bulk of a sparse text Gram matrix, where most documents share
+    no word) all take the value ``||x|| ||y|| K_L(0)``; only the non-zero cosines are
+    gathered and pushed through the layer recursion.
+    """
     row = gram[i, start:]
     scale = norms_x[i] * norms_y[start:]
-    cosine = np.empty_like(row)
+    where = np.empty(row.shape[0], dtype=np.int64)
+    cosine = np.empty(row.shape[0])
+    count = 0
     for j in range(row.shape[0]):
-        cosine[j] = row[j] / scale[j] if scale[j] > 0.0 else 0.0
-    row[:] = scale * _unit_ntk_vector(cosine, depth, nngp)
+        if row[j] != 0.0 and scale[j] > 0.0:
+            where[count] = j
+            cosine[count] = row[j] / scale[j]
+            count += 1
+    values = _unit_ntk_vector(cosine[:count], depth, nngp)
+    for j in range(row.shape[0]):
+        row[j] = scale[j] * at_zero
+    for c in range(count):
+        row[where[c]] = scale[where[c]] * values[c]
 
 
 @njit(parallel=True, cache=True)
 def _ntk_from_gram(gram, norms_x, norms_y, depth, nngp):
     """Overwrite a Gram matrix <x_i, y_j> with NTK(x_i, y_j), in place."""
+    at_zero = _unit_ntk_vector(np.zeros(1), depth, nngp)[0]
     for i in prange(gram.shape[0]):
-        _ntk_row(gram, i, 0, norms_x, norms_y, depth, nngp)
+        _ntk_row(gram, i, 0, norms_x, norms_y, depth, nngp, at_zero)
     return gram
 
 
@@ -125,13 +140,14 @@ def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
     """
     n = gram.shape[0]
     unit = _unit_ntk_vector(np.ones(1), depth, nngp)[0]
+    at_zero = _unit_ntk_vector(np.zeros(1), depth, nngp)[0]
     for task in prange((n + 1) // 2):
         first = np.int64(task)
         last = n - 1 - first
-        _ntk_row(gram, first, first + 1, norms, norms, depth, nngp)
+        _ntk_row(gram, first, first + 1, norms, norms, depth, nngp, at_zero)
         gram[first, first] = norms[first] * norms[first] * unit
         if last != first:
-            _ntk_row(gram, last, last + 1, norms, norms, depth, nngp)
+            _ntk_row(gram, last, last + 1, norms, norms, depth, nngp, at_zero)
             gram[last, last] = norms[last] * norms[last] * unit
     for i in prange(n):
         for j in range(i):

@@ -38,6 +38,17 @@ def test_arccos_closed_forms_and_series():
 # ---------------------------------------------------------------------------
 # fully-connected NTK
 # ---------------------------------------------------------------------------
+def test_vectorisable_arccos_is_accurate():
+    from numba import njit
+
+    from fastntk.arccos import acos
+
+    acos_array = njit(lambda x: np.array([acos(v) for v in x]))
+    t = np.concatenate([np.linspace(-1, 1, 100_001), 1 - np.logspace(-16, -1, 200),
+                        -1 + np.logspace(-16, -1, 200)])
+    np.testing.assert_allclose(acos_array(t), np.arccos(t), rtol=4e-16, atol=4e-16)
+
+
 def test_depth_one_closed_form(rng):
     X, Y = rng.standard_normal((6, 5)), rng.standard_normal((4, 5))
     nx, ny = np.linalg.norm(X, axis=1), np.linalg.norm(Y, axis=1)
