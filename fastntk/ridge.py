@@ -307,10 +307,10 @@ class _BaseNTKRidge(BaseEstimator):
                              f"'exact-cntk', got {self.feature_map!r}")
         return alphas
 
-    def _validate_X(self, X, reset, y=None):
+    def _validate_X(self, X, reset, y="no_validation"):
         kwargs = dict(accept_sparse="csr", dtype=(np.float64, np.float32),
                       allow_nd=True, reset=reset)
-        if y is None:
+        if isinstance(y, str) and y == "no_validation":
             return validate_data(self, X, **kwargs)
         return validate_data(self, X, y, multi_output=True, y_numeric=True, **kwargs)
 
@@ -636,6 +636,11 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
                 if hasattr(self, name):
                     setattr(self, name, getattr(self, name)[0])
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
     def predict(self, X):
         """Predict in batches of ``batch_size`` rows.
 
@@ -753,8 +758,8 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
 
     def _check_two_classes(self):
         if self.classes_.shape[0] < 2:
-            raise ValueError(f"classification needs samples of at least 2 classes; the "
-                             f"data contain a single class: {self.classes_[0]!r}")
+            raise ValueError(f"classification needs at least 2 classes; the labels hold a "
+                             f"single class (1 class: {self.classes_[0]!r})")
 
     def _one_hot(self, y):
         return (np.asarray(y)[:, None] == self.classes_[None, :]).astype(np.float64)
