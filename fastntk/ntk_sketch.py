@@ -1,0 +1,423 @@
+"""NTKSketch: input-sparsity-time feature map of the fully-connected ReLU NTK.
+
+Implements the NTKSketch of Zandieh et al. (NeurIPS 2021), DESIGN.md section 4.2, for
+dense and sparse (CSR) input.  The NTK of section 2.1 is ``||x|| ||y|| K_L(cos)``: rows
+are normalised (exactly, in float64), sketched, and the features multiplied back by
+``||x||``, so that zero rows give zero features.
+
+Two methods share one building block, the *budget-split polynomial sketch* of
+:mod:`fastntk._ntk_sketch_kernels`: a dot-product kernel ``sum_j a_j t^j`` (``a_j >= 0``)
+is sketched as the concatenation of independent blocks ``sqrt(a_j) Q^j(x)``, the
+constant exactly, degree 1 by a CountSketch, degree ``j >= 2`` by a PolySketch
+(CountSketch leaves, TensorSRHT tree).  Block ``j`` gets ``m_j`` of the available
+coordinates with ``m_j`` proportional to ``a_j sqrt(V_j)``, ``V_j`` its variance per
+coordinate: for independent blocks this minimises the variance of the estimate at a
+fixed total width.  Each block is rescaled to its exact norm ``sqrt(a_j)`` (a unit
+vector has ``||x^(⊗j)|| = 1``), which makes the diagonal exact and cuts the variance of
+large cosines.
+
+``method="polyfit"`` fits one non-negative polynomial to ``K_L`` and sketches it once.
+``method="layerwise"`` follows the paper's recursion layer by layer: polynomials of
+``k1`` and ``k0`` sketched from the previous layer's ``Sigma`` features, a TensorSRHT of
+the previous ``Theta`` features with the ``k0`` features, and an SRHT of their
+concatenation with the ``k1`` features back to the working width.
+
+References
+----------
+Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via sketching
+and random features", NeurIPS 2021.
+Ahle et al., "Oblivious sketching of high-degree polynomial kernels", SODA 2020.
+"""
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _hadamard
+from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
+from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
+from .polyfit import kernel_polynomial
+from .sketches import _canonical_csr, _effective_n_threads, _next_pow2, _numba_threads
+
+__all__ = ["NTKSketch"]
+
+# Variance per output coordinate of a degree-j block, for unit inputs (measured:
+# about 2 to 3 for PolySketch blocks whatever the cosine, about 1 + t^2 for CountSketch).
+_BLOCK_VARIANCE = {1: 1.0}
+_TREE_VARIANCE = 2.0
+
+_TINY = 1e-30
+
+# Bytes of working memory per batch (features and intermediate blocks).
+_BATCH_BYTES = 64 * 2**20
+
+
+def split_widths(coef, n_components):
+    """Output width of every degree of a budget-split polynomial sketch.
+
+    Degree 0 (if ``coef[0] > 0``) takes one coordinate (it is exact); the rest goes to
+    degrees ``j >= 1`` in proportion to ``coef[j] sqrt(V_j)``, rounded by largest
+    remainders so that the widths sum to ``n_components`` exactly.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (degree + 1,), non-negative
+    n_components : int
+        Total width, at least 2.
+
+    Returns
+    -------
+    ndarray of int64, shape (degree + 1,)
+    """
+    coef = np.asarray(coef, dtype=float)
+    widths = np.zeros(coef.shape[0], dtype=np.int64)
+    budget = n_components
+    if coef[0] > 0:
+        widths[0] = 1
+        budget -= 1
+    degrees = np.arange(1, coef.shape[0])
+    score = coef[1:] * np.sqrt([_BLOCK_VARIANCE.get(j, _TREE_VARIANCE) for j in degrees])
+    if score.sum() == 0:
+        widths[0] = n_components if coef[0] > 0 else 0
+        return widths
+    raw = score / score.sum() * budget
+    widths[1:] = np.floor(raw)
+    remainder = budget - widths[1:].sum()
+    widths[1 + np.argsort(-(raw - np.floor(raw)), kind="stable")[:remainder]] += 1
+    if coef[0] > 0 and widths[0] == 1 and widths[1:].sum() == 0:
+        widths[0] = 1
+    return widths
+
+
+class _PolynomialSketch:
+    """Random state of one budget-split polynomial sketch (arrays for the kernels).
+
+    Parameters
+    ----------
+    coef : ndarray of shape (degree + 1,), non-negative
+        ``a_j``; degrees with ``a_j = 0`` or no width are left out.
+    widths : ndarray of int, shape (degree + 1,)
+        Output width ``m_j`` of every degree (:func:`split_widths`).
+    n_features : int
+        Input width.
+    rng : numpy.random.RandomState
+    """
+
+    def __init__(self, coef, widths, n_features, rng):
+        degrees = [j for j in range(len(coef)) if coef[j] > 0 and widths[j] > 0]
+        self.n_components = int(sum(widths[j] for j in degrees))
+        inner = {j: int(widths[j]) if j <= 1 else _next_pow2(widths[j]) for j in degrees}
+        leaf_widths = [inner[j] for j in degrees for _ in range(j)]
+        node_widths = []  # (inner width, output width) of every TensorSRHT node
+        self.blk_node0 = []
+        for j in degrees:
+            self.blk_node0.append(len(node_widths))
+            count = j
+            while count > 2:
+                node_widths += [(inner[j], inner[j])] * (count // 2)
+                count = (count + 1) // 2
+            if j >= 2:
+                node_widths.append((inner[j], int(widths[j])))
+        self.blk_deg = np.array(degrees, dtype=np.int64)
+        self.blk_m = np.array([widths[j] for j in degrees], dtype=np.int64)
+        self.blk_off = np.concatenate([[0], np.cumsum(self.blk_m)[:-1]]).astype(np.int64)
+        self.blk_w = np.array([inner[j] for j in degrees], dtype=np.int64)
+        self.blk_coef = np.sqrt(np.array([coef[j] for j in degrees], dtype=float))
+        self.blk_leaf0 = np.concatenate(
+            [[0], np.cumsum([j for j in degrees])[:-1]]).astype(np.int64)
+        self.blk_node0 = np.array(self.blk_node0, dtype=np.int64)
+        n_leaves = len(leaf_widths)
+        self.leaf_keys = rng.randint(0, 2**63, size=max(n_leaves, 1), dtype=np.uint64)
+        # Small inputs get stored balanced hashes: injective (an exact signed isometry)
+        # when the leaf is at least as wide as the input, even bucket loads otherwise.
+        use_tables = n_leaves > 0 and n_features <= max(leaf_widths)
+        self.leaf_tables = np.zeros((max(n_leaves, 1), n_features if use_tables else 0),
+                                    dtype=np.int64)
+        if use_tables:
+            for leaf, width in enumerate(leaf_widths):
+                perm = rng.permutation(max(width, n_features))[:n_features]
+                self.leaf_tables[leaf] = perm % width
+        w_max = max([w for w, _ in node_widths], default=1)
+        self.node_signs = np.ones((max(len(node_widths), 1), 2, w_max), dtype=np.int8)
+        self.node_idx = np.zeros((max(len(node_widths), 1), 2, w_max), dtype=np.int64)
+        for g, (width, _) in enumerate(node_widths):
+            self.node_signs[g, :, :width] = 2 * rng.randint(0, 2, size=(2, width)) - 1
+            self.node_idx[g, 0, :width] = rng.permutation(width)
+            self.node_idx[g, 1, :width] = rng.permutation(width)
+
+    def transform(self, X, out):
+        """Sketch the rows of ``X`` (unit norm; CSR or dense) into ``out`` in place."""
+        args = (self.blk_deg, self.blk_off, self.blk_m, self.blk_w,
+                self.blk_coef.astype(out.dtype), self.blk_leaf0, self.blk_node0,
+                self.leaf_keys, self.leaf_tables, self.node_signs.astype(out.dtype),
+                self.node_idx, True, out)
+        if sp.issparse(X):
+            poly_map_csr(X.data, X.indices, X.indptr, *args)
+        else:
+            poly_map_dense(X, *args)
+        return out
+
+
+class _TensorReduction:
+    """TensorSRHT ``(a, b) -> R^m``, then optionally an SRHT of ``[that, c]`` to R^m.
+
+    The two random maps of one layer of the layerwise recursion.
+    """
+
+    def __init__(self, width_in, width_out, rng, concat_width=0):
+        self.n_pad = _next_pow2(width_in)
+        self.tensor_signs = 2 * rng.randint(0, 2, size=(2, width_in)) - 1
+        self.tensor_idx = np.stack(
+            [rng.choice(self.n_pad, width_out, replace=False) for _ in range(2)])
+        self.concat_width = concat_width
+        if concat_width:
+            n_cat = width_out + concat_width
+            self.cat_pad = _next_pow2(n_cat)
+            self.cat_signs = 2 * rng.randint(0, 2, size=(1, n_cat)) - 1
+            self.cat_idx = rng.choice(self.cat_pad, width_in, replace=False)[None, :]
+
+    def tensor(self, A, B):
+        dtype = A.dtype
+        out = np.empty((A.shape[0], self.tensor_idx.shape[1]), dtype=dtype)
+        signs = self.tensor_signs.astype(dtype)
+        _hadamard.tensor_srht_rows(A, B, signs[0], self.tensor_idx[0], self.n_pad, signs[1],
+                                   self.tensor_idx[1], self.n_pad,
+                                   dtype.type(np.sqrt(1.0 / out.shape[1])), out)
+        return out
+
+    def reduce(self, T, C):
+        cat = np.hstack([T, C])
+        out = np.empty((cat.shape[0], 1, self.cat_idx.shape[1]), dtype=cat.dtype)
+        _hadamard.srht_rows(cat, self.cat_signs.astype(cat.dtype), self.cat_idx,
+                            self.cat_pad, cat.dtype.type(np.sqrt(1.0 / out.shape[2])), out)
+        return out[:, 0]
+
+
+@njit(cache=True)
+def _dense_row_norms_sq(X):
+    """Squared row norms accumulated in float64, in column order (as the CSR helper)."""
+    out = np.zeros(X.shape[0])
+    for i in range(X.shape[0]):
+        acc = 0.0
+        for j in range(X.shape[1]):
+            acc += np.float64(X[i, j]) * np.float64(X[i, j])
+        out[i] = acc
+    return out
+
+
+def _normalized_rows(X, n_threads):
+    """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms."""
+    if sp.issparse(X):
+        norms = np.sqrt(csr_row_norms_sq(X.data, X.indptr, n_threads))
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        X = X.copy()
+        csr_scale_rows(X.data, X.indptr, inv, n_threads)
+        return X, norms
+    norms = np.sqrt(_dense_row_norms_sq(X))
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return (X * inv[:, None]).astype(X.dtype, copy=False), norms
+
+
+class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Input-sparsity-time random features of the fully-connected ReLU NTK.
+
+    ``<phi(x), phi(y)>`` approximates ``NTK(x, y) = ||x|| ||y|| K_L(cos(x, y))`` of an
+    ``L = depth`` hidden-layer ReLU network without biases (DESIGN.md 2.1; the NTK that
+    ``neural_tangents`` computes for ``Dense(W_std=sqrt(d)), Relu, [Dense(W_std=sqrt(2)),
+    Relu] * (L-1), Dense(W_std=sqrt(2))``).  A sparse row costs
+    ``O(degree^2 nnz + poly(degree) m log m)``: only CountSketch leaves read the input,
+    so the cost does not depend on ``n_features``.
+
+    Parameters
+    ----------
+    depth : int, default=1
+        Number of hidden ReLU layers ``L``.
+    n_components : int, default=4096
+        Number of output features (exactly).
+    degree : int, default=8
+        Degree of the polynomial approximations.
+    method : {"layerwise", "polyfit"}, default="layerwise"
+        ``"layerwise"``: the paper's recursion (polynomials of ``k1`` and ``k0`` at every
+        layer).  ``"polyfit"``: one polynomial fitted to ``K_L``, sketched once; more
+        accurate per feature and faster (see the benchmarks in ``asv_benchmarks``).
+    poly : {"fit", "taylor"}, default="fit"
+        Non-negative least-squares fit on Chebyshev nodes, exact at ``t = 1``
+        (:func:`fastntk.polyfit.fit_nonnegative_polynomial`), or truncated Taylor series.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sketches, drawn in ``fit``.
+    n_jobs : int or None, default=None
+        Threads of the compiled loops (None: all cores).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    coef_ : dict of str to ndarray
+        Polynomial coefficients: ``{"ntk": a}`` (polyfit) or ``{"k1": c, "k0": b}``
+        (layerwise); ``coef[j]`` multiplies ``t**j``.
+    poly_max_error_ : dict of str to float
+        Largest error of each polynomial on [-1, 1], same keys.
+    widths_ : dict of str to ndarray of int
+        Coordinates given to every degree, same keys (``"ntk"``, or the last layer's
+        ``"k1"``/``"k0"`` widths for layerwise).
+
+    Notes
+    -----
+    Each degree-``j`` block is rescaled to its exact norm ``sqrt(a_j)``, which makes
+    ``<phi(x), phi(x)> = ||x||^2 P(1)`` exact and slightly biases off-diagonal estimates
+    (by ``O(1/m_j)``, far below their standard deviation).  The layerwise method also
+    rescales the intermediate ``Sigma`` and ``SigmaDot`` features to unit norm.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from fastntk import NTKSketch
+    >>> X = sp.random(5, 1000, density=0.01, format="csr", random_state=0)
+    >>> NTKSketch(n_components=64, depth=2, random_state=0).fit_transform(X).shape
+    (5, 64)
+    """
+
+    _parameter_constraints = {
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 2, None, closed="left")],
+        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
+        "method": [StrOptions({"layerwise", "polyfit"})],
+        "poly": [StrOptions({"fit", "taylor"})],
+        "random_state": ["random_state"],
+        "n_jobs": [None, numbers.Integral],
+    }
+
+    def __init__(self, *, depth=1, n_components=4096, degree=8, method="layerwise",
+                 poly="fit", random_state=None, n_jobs=None):
+        self.depth = depth
+        self.n_components = n_components
+        self.degree = degree
+        self.method = method
+        self.poly = poly
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def fit(self, X, y=None):
+        """Draw the sketches for inputs of ``X.shape[1]`` features.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Only its width is used.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
+                          dtype=(np.float64, np.float32), reset=True)
+        rng = check_random_state(self.random_state)
+        if self.method == "polyfit":
+            self._fit_polyfit(rng)
+        else:
+            self._fit_layerwise(rng)
+        return self
+
+    def _fit_polyfit(self, rng):
+        coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
+        widths = split_widths(coef, self.n_components)
+        self.coef_ = {"ntk": coef}
+        self.poly_max_error_ = {"ntk": error}
+        self.widths_ = {"ntk": widths}
+        self.sketch_ = _PolynomialSketch(coef, widths, self.n_features_in_, rng)
+
+    def _fit_layerwise(self, rng):
+        c1, e1 = kernel_polynomial("k1", self.degree, poly=self.poly)
+        c0, e0 = kernel_polynomial("k0", self.degree, poly=self.poly)
+        self.coef_ = {"k1": c1, "k0": c0}
+        self.poly_max_error_ = {"k1": e1, "k0": e0}
+        m = self.n_components
+        # Last layer: Theta_L = Theta_{L-1} SigmaDot_L + Sigma_L with
+        # Theta_{L-1} SigmaDot_L <= L and Sigma_L <= 1 on the diagonal: coordinates are
+        # split in proportion to these magnitudes (standard deviations of the sketches).
+        m_sigma = max(1, round(m / (self.depth + 1)))
+        d_in = self.n_features_in_
+        self.theta0_ = _PolynomialSketch(np.array([0.0, 1.0]), np.array([0, m]), d_in, rng)
+        self.layers_ = []
+        for h in range(1, self.depth + 1):
+            last = h == self.depth
+            w1 = split_widths(c1, m_sigma if last else m)
+            w0 = split_widths(c0, m)
+            self.layers_.append((
+                _PolynomialSketch(c1, w1, d_in, rng),
+                _PolynomialSketch(c0, w0, d_in, rng),
+                _TensorReduction(m, m - m_sigma if last else m, rng,
+                                 concat_width=0 if last else m),
+            ))
+            d_in = m
+        self.widths_ = {"k1": w1, "k0": w0}
+
+    def _batch_size(self):
+        per_row = 8 * self.n_components * (6 if self.method == "layerwise" else 2)
+        return max(1, _BATCH_BYTES // per_row)
+
+    def transform(self, X):
+        """NTK features of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            CSR/CSC/COO input is used as CSR, never densified.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            float32 for float32 input, float64 otherwise.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
+                          dtype=(np.float64, np.float32), order="C", reset=False)
+        if sp.issparse(X):
+            X = _canonical_csr(sp.csr_matrix(X))
+        n_threads = _effective_n_threads(self.n_jobs)
+        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        step = self._batch_size()
+        with _numba_threads(n_threads):
+            for start in range(0, X.shape[0], step):
+                stop = min(start + step, X.shape[0])
+                U, norms = _normalized_rows(X[start:stop], n_threads)
+                out[start:stop] = self._transform_unit(U)
+                out[start:stop] *= norms[:, None].astype(X.dtype)
+        return out
+
+    def _transform_unit(self, U):
+        """Features of unit-norm (or zero) rows."""
+        out = np.empty((U.shape[0], self.n_components), dtype=U.dtype)
+        if self.method == "polyfit":
+            return self.sketch_.transform(U, out)
+        theta = self.theta0_.transform(U, np.empty_like(out))
+        for sigma_map, dot_map, reduction in self.layers_:
+            sigma = sigma_map.transform(U, np.empty((U.shape[0], sigma_map.n_components),
+                                                    dtype=U.dtype))
+            dot = dot_map.transform(U, np.empty_like(out))
+            tensor = reduction.tensor(theta, dot)
+            if reduction.concat_width:
+                theta = reduction.reduce(tensor, sigma)
+                # the next layer's polynomial sketches assume unit-norm input (exact for
+                # poly="fit", whose k1 polynomial is exact at t = 1; not for Taylor)
+                U = sigma / np.maximum(np.linalg.norm(sigma, axis=1), _TINY)[:, None]
+            else:
+                out[:, :tensor.shape[1]] = tensor
+                out[:, tensor.shape[1]:] = sigma
+        return out
