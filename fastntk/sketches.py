@@ -46,18 +46,27 @@ _FLOAT_DTYPES = (np.float64, np.float32)
 # --------------------------------------------------------------------------- helpers
 
 
-def _effective_n_threads(n_jobs):
-    """Threads for ``n_jobs``: None and -1 mean every core, -2 all but one, and so on.
+# Work (non-zeros or transform lengths) below which one more thread costs more than it
+# saves: waking an OpenMP/Numba team costs tens of microseconds, and much more on a
+# loaded machine.
+_WORK_PER_THREAD = 2**16
 
-    Like the OpenMP-based estimators of scikit-learn (e.g. HistGradientBoosting), the
-    compiled loops use every core unless told otherwise.
+
+def _effective_n_threads(n_jobs, work):
+    """Threads for ``n_jobs`` and an amount of ``work``.
+
+    None and -1 mean every core, -2 all but one, and so on, like the OpenMP-based
+    estimators of scikit-learn (e.g. HistGradientBoosting); small inputs run on fewer
+    threads, as they would not amortise the start of a thread team.
     """
     n_cpus = os.cpu_count() or 1
     if n_jobs is None:
-        return n_cpus
-    if n_jobs < 0:
-        return max(1, n_cpus + 1 + n_jobs)
-    return int(n_jobs)
+        n_threads = n_cpus
+    elif n_jobs < 0:
+        n_threads = max(1, n_cpus + 1 + n_jobs)
+    else:
+        n_threads = max(1, int(n_jobs))
+    return int(max(1, min(n_threads, work // _WORK_PER_THREAD)))
 
 
 @contextlib.contextmanager
@@ -105,16 +114,13 @@ def unpack_codes(codes):
 
 
 def _sample_coordinates(rng, n_pad, n_components, n_sketches=None):
-    """``n_components`` distinct coordinates of ``[0, n_pad)``, per sketch.
-
-    Sampled with replacement-free ``Generator``-independent draws from the legacy
-    ``RandomState`` (what ``check_random_state`` returns); int32 keeps the state small.
-    """
+    """``n_components`` distinct coordinates of ``[0, n_pad)`` (int32), per sketch."""
     if n_sketches is None:
         return rng.choice(n_pad, n_components, replace=False).astype(np.int32)
-    return np.stack(
-        [rng.choice(n_pad, n_components, replace=False) for _ in range(n_sketches)]
-    ).astype(np.int32)
+    idx = np.empty((n_sketches, n_components), dtype=np.int32)
+    for k in range(n_sketches):
+        idx[k] = rng.choice(n_pad, n_components, replace=False)
+    return idx
 
 
 def _validate(estimator, X, *, reset):
@@ -143,24 +149,40 @@ def _canonical_csr(X):
     return X
 
 
-def _countsketch_into(X, codes, out, n_threads):
-    """Add the CountSketches (packed ``codes``) of the rows of ``X`` to ``out``."""
+def _size(X):
+    """Stored values of ``X``: the work of one pass over it."""
+    return X.nnz if sp.issparse(X) else X.size
+
+
+def _rows(X, start, stop):
+    """Rows ``start:stop`` of ``X``; for CSR, the full data with a slice of ``indptr``
+    (what the compiled kernels take: offsets stay absolute, nothing is copied)."""
     if sp.issparse(X):
-        countsketch_csr(X.data, X.indices, X.indptr, codes, out, n_threads)
+        return X.data, X.indices, X.indptr[start:stop + 1]
+    return X[start:stop]
+
+
+def _countsketch_into(X, codes, out, n_threads, first=0):
+    """Add the CountSketches (packed ``codes``) of rows to ``out[:, first:]``.
+
+    ``X`` is a dense block or a ``(data, indices, indptr)`` triple from :func:`_rows`.
+    """
+    if isinstance(X, tuple):
+        countsketch_csr(*X, codes, out, first, n_threads)
     else:
-        countsketch_dense(X, codes, out, n_threads)
+        countsketch_dense(X, codes, out, first, n_threads)
 
 
 def _srht_into(X, signs, idx, n_pad, out, first=0, scaled=True):
-    """SRHTs of the rows of ``X`` (int8 ``signs`` (L, d), ``idx`` (L, m)) into ``out``.
+    """SRHTs (int8 ``signs`` (L, d), ``idx`` (L, m)) of rows into ``out[:, first:]``.
 
-    Scaled by ``sqrt(1/m)`` unless ``scaled`` is False.
+    ``X`` is a dense block or a ``(data, indices, indptr)`` triple from :func:`_rows`;
+    the result is scaled by ``sqrt(1/m)`` unless ``scaled`` is False.
     """
     signs = signs.astype(out.dtype)
     scale = out.dtype.type(np.sqrt(1.0 / idx.shape[-1]) if scaled else 1.0)
-    if sp.issparse(X):
-        _hadamard.srht_csr_rows(X.data, X.indices, X.indptr, signs, idx, n_pad, scale, out,
-                                first)
+    if isinstance(X, tuple):
+        _hadamard.srht_csr_rows(*X, signs, idx, n_pad, scale, out, first)
     else:
         _hadamard.srht_rows(X, signs, idx, n_pad, scale, out, first)
 
@@ -256,7 +278,8 @@ class CountSketch(_BaseSketch):
         check_is_fitted(self)
         X = _validate(self, X, reset=False)
         out = np.zeros((X.shape[0], 1, self.n_components), dtype=X.dtype)
-        _countsketch_into(X, self.codes_, out, _effective_n_threads(self.n_jobs))
+        n_threads = _effective_n_threads(self.n_jobs, _size(X))
+        _countsketch_into(_rows(X, 0, X.shape[0]), self.codes_, out, n_threads)
         return out.reshape(X.shape[0], self.n_components)
 
 
@@ -343,8 +366,10 @@ class SRHT(_BaseSketch):
         check_is_fitted(self)
         X = _validate(self, X, reset=False)
         out = np.empty((X.shape[0], 1, self.n_components), dtype=X.dtype)
-        with _numba_threads(_effective_n_threads(self.n_jobs)):
-            _srht_into(X, self.signs_[None], self.indices_[None], self.n_pad_, out)
+        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.n_pad_)
+        with _numba_threads(n_threads):
+            _srht_into(_rows(X, 0, X.shape[0]), self.signs_[None], self.indices_[None],
+                       self.n_pad_, out)
         return out.reshape(X.shape[0], self.n_components)
 
 
@@ -449,7 +474,8 @@ class TensorSRHT(_BaseSketch):
         Y = X if Y is None else self._check_y(Y, X.shape[0])
         dtype = np.result_type(X.dtype, Y.dtype)
         n, m = X.shape[0], self.n_components
-        with _numba_threads(_effective_n_threads(self.n_jobs)):
+        n_threads = _effective_n_threads(self.n_jobs, n * (self.n_pad_x_ + self.n_pad_y_))
+        with _numba_threads(n_threads):
             if sp.issparse(X) or sp.issparse(Y) or X.dtype != Y.dtype:
                 return self._transform_two_passes(X, Y, dtype)
             out = np.empty((n, m), dtype=dtype)
@@ -466,9 +492,10 @@ class TensorSRHT(_BaseSketch):
         n, m = X.shape[0], self.n_components
         a = np.empty((n, 1, m), dtype=dtype)
         b = np.empty((n, 1, m), dtype=dtype)
-        _srht_into(X.astype(dtype, copy=False), self.signs_x_[None], self.indices_x_[None],
+        X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
+        _srht_into(_rows(X, 0, n), self.signs_x_[None], self.indices_x_[None],
                    self.n_pad_x_, a)
-        _srht_into(Y.astype(dtype, copy=False), self.signs_y_[None], self.indices_y_[None],
+        _srht_into(_rows(Y, 0, n), self.signs_y_[None], self.indices_y_[None],
                    self.n_pad_y_, b, scaled=False)
         out = b.reshape(n, m)
         out *= a.reshape(n, m)
@@ -478,3 +505,265 @@ class TensorSRHT(_BaseSketch):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
         return tags
+
+
+# ------------------------------------------------------------------------ PolySketch
+
+
+def _is_power_of_two(n):
+    return n >= 1 and n & (n - 1) == 0
+
+
+# Rows per batch: bounds the working set of a batch (its output block) to ~2**20 values,
+# so the leaves are still in cache when the tree combines them.
+_BATCH_VALUES = 2**20
+
+
+class PolySketch(_BaseSketch):
+    """PolySketch of every degree 0..p at once (Ahle et al., 2020).
+
+    ``p = degree`` (a power of two) independent leaf sketches map ``x`` to ``R^m``; a
+    binary tree of ``p - 1`` independent TensorSRHTs combines them pairwise, level by
+    level, into ``Q^p(x)`` with ``E <Q^p(x), Q^p(y)> = <x, y>^p`` and a variance that
+    grows polynomially, not exponentially, in ``p``.
+
+    Every lower degree comes from the same tree: ``Q^j(x)`` is the tree applied to
+    ``x^(⊗j) ⊗ e^(⊗(p-j))`` for a fixed unit vector ``e`` (DESIGN.md section 3), so
+    ``E <Q^j(x), Q^j(y)> = <x, y>^j``.  Feeding the padding vector at the leaves'
+    outputs (``e = e_1`` in ``R^m``, the unit-norm leaf image of a unit vector)
+    makes every all-padding subtree a constant computed once at ``fit``, and a node over
+    ``2s`` leaves has only ``2s`` distinct inputs across the degrees: all degrees
+    together cost ``p log2(p)`` TensorSRHT transforms of length ``m`` per row, plus the
+    ``p`` leaves, instead of ``p - 1`` transforms per degree.  Degree 0 is exactly
+    ``e_1`` for every row (the constant 1 of a polynomial kernel, including for a zero
+    row); every degree ``j >= 1`` of a zero row is zero.
+
+    Parameters
+    ----------
+    degree : int, default=2
+        ``p``, a power of two (1, 2, 4, 8, ...).
+    n_components : int, default=256
+        ``m``, the dimension of every degree's sketch.
+    leaf : {"auto", "countsketch", "srht"}, default="auto"
+        The leaf sketches.  "countsketch" costs O(nnz(x)) per leaf (the
+        input-sparsity-time choice, compiled loops over the CSR rows); "srht" costs
+        O(n_pad log n_pad) per leaf with ``n_pad`` the input width padded to a power
+        of two, and has smaller variance on dense rows whose mass is concentrated on
+        a few coordinates.  "auto" picks "countsketch" if the input of ``fit`` is
+        sparse and "srht" otherwise; the choice is fixed at ``fit`` (``leaf_``), so
+        later sparse and dense inputs get identical features.
+    random_state : int, RandomState instance or None, default=None
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    leaf_ : str
+        "countsketch" or "srht".
+    codes_ : ndarray of shape (n_features_in_, degree), int32
+        CountSketch leaves: packed bucket/sign codes (see :func:`unpack_codes`).
+    leaf_signs_ : ndarray of shape (degree, n_features_in_), int8
+        SRHT leaves: signs.
+    leaf_indices_ : ndarray of shape (degree, n_components), int32
+        SRHT leaves: sampled coordinates (without replacement) of ``[0, leaf_n_pad_)``.
+    leaf_n_pad_ : int
+        SRHT leaves: Hadamard order, the smallest power of two
+        ``>= max(n_features_in_, n_components)``.
+    tree_signs_ : ndarray of shape (degree - 1, 2, n_components), int8
+    tree_indices_ : ndarray of shape (degree - 1, 2, n_components), int32
+        The TensorSRHT of every internal node (leaves' parents first, root last; left
+        and right input), coordinates sampled without replacement from
+        ``[0, tree_n_pad_)``.
+    tree_n_pad_ : int
+        Smallest power of two ``>= n_components``.
+    tree_constants_ : ndarray of shape (degree - 1, n_components), float64
+        Transformed constant (all-padding) right input of every node.
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``transform`` returns an array of shape (n_samples, degree + 1, n_components);
+    ``get_feature_names_out`` names the columns of its reshape to
+    (n_samples, (degree + 1) * n_components), degree-major.
+    """
+
+    _parameter_constraints = {
+        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 1, 2**30, closed="both")],
+        "leaf": [StrOptions({"auto", "countsketch", "srht"})],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, degree=2, n_components=256, *, leaf="auto", random_state=None,
+                 n_jobs=None):
+        self.degree = degree
+        self.n_components = n_components
+        self.leaf = leaf
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Draw the leaves and the tree for the width of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if not _is_power_of_two(self.degree):
+            raise ValueError(f"degree must be a power of two, got {self.degree}")
+        X = _validate(self, X, reset=True)
+        rng = check_random_state(self.random_state)
+        p, m, d = self.degree, self.n_components, self.n_features_in_
+        self.leaf_ = self.leaf
+        if self.leaf == "auto":
+            self.leaf_ = "countsketch" if sp.issparse(X) else "srht"
+        if self.leaf_ == "countsketch":
+            self.codes_ = _random_codes(rng, d, p, m)
+        else:
+            self.leaf_n_pad_ = _next_pow2(max(d, m))
+            self.leaf_signs_ = _random_signs(rng, (p, d))
+            self.leaf_indices_ = _sample_coordinates(rng, self.leaf_n_pad_, m, p)
+        self.tree_n_pad_ = _next_pow2(m)
+        self.tree_signs_ = _random_signs(rng, (p - 1, 2, m))
+        self.tree_indices_ = _sample_coordinates(rng, self.tree_n_pad_, m, 2 * (p - 1))
+        self.tree_indices_ = self.tree_indices_.reshape(p - 1, 2, m)
+        self.tree_constants_ = _hadamard.polysketch_constants(
+            self.tree_signs_.astype(np.float64), self.tree_indices_, self.tree_n_pad_,
+            np.sqrt(1.0 / m),
+        )
+        self._n_features_out = (p + 1) * m
+        return self
+
+    def transform(self, X):
+        """Sketches of every degree 0..p of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, degree + 1, n_components)
+            ``out[i, j]`` is the degree-``j`` sketch of row ``i``; float32 if ``X`` is
+            float32.
+        """
+        check_is_fitted(self)
+        X = _validate(self, X, reset=False)
+        n, p, m = X.shape[0], self.degree, self.n_components
+        dtype = X.dtype
+        leaf_work = _size(X) if self.leaf_ == "countsketch" else n * self.leaf_n_pad_
+        tree_work = n * p.bit_length() * self.tree_n_pad_
+        n_threads = _effective_n_threads(self.n_jobs, p * (leaf_work + tree_work))
+        out = np.zeros((n, p + 1, m), dtype=dtype)
+        tree = (
+            self.tree_signs_.astype(dtype), self.tree_indices_, self.tree_n_pad_,
+            self.tree_constants_.astype(dtype), dtype.type(np.sqrt(1.0 / m)),
+        )
+        batch = max(1, _BATCH_VALUES // ((p + 1) * m))
+        with _numba_threads(n_threads):
+            for start in range(0, n, batch):
+                stop = min(n, start + batch)
+                rows = _rows(X, start, stop)
+                block = out[start:stop]
+                # Leaves go to slots 1..p, where the tree reads them.
+                if self.leaf_ == "countsketch":
+                    _countsketch_into(rows, self.codes_, block, n_threads, first=1)
+                else:
+                    _srht_into(rows, self.leaf_signs_, self.leaf_indices_,
+                               self.leaf_n_pad_, block, first=1)
+                _hadamard.polysketch_tree(block, *tree)
+        return out
+
+
+# ---------------------------------------------------------------------- TensorSketch
+
+
+class TensorSketch(_BaseSketch):
+    """TensorSketch of ``x^(⊗p)`` (Pham and Pagh, 2013).
+
+    ``T x = IFFT(prod_k FFT(C_k x))``: the circular convolution of ``p`` independent
+    CountSketches, which is the CountSketch of ``x^(⊗p)`` under the hash
+    ``(h_1(j_1) + ... + h_p(j_p)) mod m`` and the sign ``s_1(j_1)...s_p(j_p)``, hence
+    ``E <T x, T y> = <x, y>^p``.  O(p nnz(x) + p m log m) per row; sparse input is
+    never densified.  The variance grows exponentially with ``p``; for high degrees
+    prefer :class:`PolySketch`.
+
+    Parameters
+    ----------
+    degree : int, default=2
+    n_components : int, default=256
+    random_state : int, RandomState instance or None, default=None
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    codes_ : ndarray of shape (n_features_in_, degree), int32
+        Packed bucket/sign codes of the ``degree`` CountSketches.
+    n_features_in_ : int
+    """
+
+    _parameter_constraints = {
+        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 1, 2**30, closed="both")],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, degree=2, n_components=256, *, random_state=None, n_jobs=None):
+        self.degree = degree
+        self.n_components = n_components
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Draw the ``degree`` CountSketches for the width of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        _validate(self, X, reset=True)
+        rng = check_random_state(self.random_state)
+        self.codes_ = _random_codes(rng, self.n_features_in_, self.degree, self.n_components)
+        self._n_features_out = self.n_components
+        return self
+
+    def transform(self, X):
+        """Sketch ``x^(⊗p)`` for every row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components), float32 if ``X`` is float32
+        """
+        check_is_fitted(self)
+        X = _validate(self, X, reset=False)
+        n, p, m = X.shape[0], self.degree, self.n_components
+        n_threads = _effective_n_threads(self.n_jobs, p * (_size(X) + n * m))
+        out = np.empty((n, m), dtype=X.dtype)
+        batch = max(1, _BATCH_VALUES // (p * m))
+        for start in range(0, n, batch):
+            stop = min(n, start + batch)
+            leaves = np.zeros((stop - start, p, m), dtype=X.dtype)
+            _countsketch_into(_rows(X, start, stop), self.codes_, leaves, n_threads)
+            spectra = scipy.fft.rfft(leaves, axis=2, workers=n_threads)
+            out[start:stop] = scipy.fft.irfft(spectra.prod(axis=1), n=m, axis=1,
+                                              workers=n_threads)
+        return out

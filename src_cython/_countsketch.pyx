@@ -34,7 +34,8 @@ ctypedef fused integral:
 
 def countsketch_csr(const floating[::1] data, const integral[::1] indices,
                     const integral[::1] indptr, const int[:, ::1] codes,
-                    floating[:, :, ::1] out, int n_threads=1):
+                    floating[:, :, ::1] out, Py_ssize_t first=0,
+                    int n_threads=1):
     """Add the CountSketches of CSR rows to ``out``, in O(nnz * n_sketches) work.
 
     Parameters
@@ -44,16 +45,20 @@ def countsketch_csr(const floating[::1] data, const integral[::1] indices,
         a batch of rows.
     codes : ndarray of shape (n_features, n_sketches), int32
         Packed bucket/sign codes (see the module docstring).
-    out : ndarray of shape (n_rows, n_sketches, n_components), same dtype as ``data``
-        Accumulator, normally zero on entry; ``out[i, l]`` receives ``C_l x_i``.
+    out : ndarray of shape (n_rows, >= first + n_sketches, n_components), C-contiguous
+        Accumulator of the dtype of ``data``, normally zero on entry;
+        ``out[i, first + l]`` receives ``C_l x_i``.
+    first : int
+        Slot of ``out`` receiving the first sketch.
     n_threads : int
         OpenMP threads (1 = serial).
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
     cdef Py_ssize_t n_sketches = codes.shape[1]
-    if out.shape[0] != n_rows or out.shape[1] != n_sketches:
+    if out.shape[0] != n_rows or out.shape[1] < first + n_sketches or first < 0:
         raise ValueError(
-            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, {n_sketches}, m)"
+            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, >= {first} + "
+            f"{n_sketches}, m)"
         )
     cdef Py_ssize_t i, l
     cdef integral k, j
@@ -67,11 +72,12 @@ def countsketch_csr(const floating[::1] data, const integral[::1] indices,
                 for l in range(n_sketches):
                     c = codes[j, l]
                     neg = c >> 31
-                    out[i, l, c ^ neg] += (1 | neg) * v
+                    out[i, first + l, c ^ neg] += (1 | neg) * v
 
 
 def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
-                      floating[:, :, ::1] out, int n_threads=1):
+                      floating[:, :, ::1] out, Py_ssize_t first=0,
+                      int n_threads=1):
     """Add the CountSketches of dense rows to ``out`` (zero entries are skipped).
 
     Parameters
@@ -79,8 +85,11 @@ def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
     X : ndarray of shape (n_rows, n_features), C-contiguous
     codes : ndarray of shape (n_features, n_sketches), int32
         Packed bucket/sign codes (see the module docstring).
-    out : ndarray of shape (n_rows, n_sketches, n_components), same dtype as ``X``
-        Accumulator, normally zero on entry.
+    out : ndarray of shape (n_rows, >= first + n_sketches, n_components), C-contiguous
+        Accumulator of the dtype of ``X``, normally zero on entry; ``out[i, first + l]``
+        receives ``C_l X[i]``.
+    first : int
+        Slot of ``out`` receiving the first sketch.
     n_threads : int
         OpenMP threads (1 = serial).
     """
@@ -89,9 +98,10 @@ def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
     cdef Py_ssize_t n_sketches = codes.shape[1]
     if codes.shape[0] != n_features:
         raise ValueError(f"codes has {codes.shape[0]} rows for {n_features} features")
-    if out.shape[0] != n_rows or out.shape[1] != n_sketches:
+    if out.shape[0] != n_rows or out.shape[1] < first + n_sketches or first < 0:
         raise ValueError(
-            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, {n_sketches}, m)"
+            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, >= {first} + "
+            f"{n_sketches}, m)"
         )
     cdef Py_ssize_t i, j, l
     cdef int c, neg
@@ -106,4 +116,4 @@ def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
                 for l in range(n_sketches):
                     c = codes[j, l]
                     neg = c >> 31
-                    out[i, l, c ^ neg] += (1 | neg) * v
+                    out[i, first + l, c ^ neg] += (1 | neg) * v

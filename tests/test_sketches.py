@@ -6,7 +6,15 @@ import scipy.sparse as sp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastntk._hadamard import fwht_inplace
-from fastntk.sketches import SRHT, CountSketch, TensorSRHT, unpack_codes
+from fastntk import sketches
+from fastntk.sketches import (
+    SRHT,
+    CountSketch,
+    PolySketch,
+    TensorSketch,
+    TensorSRHT,
+    unpack_codes,
+)
 
 SEEDS = 300
 
@@ -88,14 +96,22 @@ def test_tensor_srht_matches_definition():
 ESTIMATORS = {
     "countsketch": lambda m, s: CountSketch(n_components=m, random_state=s),
     "srht": lambda m, s: SRHT(n_components=m, random_state=s),
+    "tensorsketch": lambda m, s: TensorSketch(degree=3, n_components=m, random_state=s),
 }
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@pytest.mark.parametrize("name", ["countsketch", "srht"])
 def test_inner_products_unbiased(name):
     XY = _pair(50)
     est = _estimates(lambda s: ESTIMATORS[name](16, s), XY, SEEDS)
     _assert_unbiased(est, XY[0] @ XY[1])
+
+
+def test_tensorsketch_unbiased():
+    XY = _pair(50, rho=0.8)
+    XY /= np.linalg.norm(XY, axis=1, keepdims=True)
+    est = _estimates(lambda s: ESTIMATORS["tensorsketch"](32, s), XY, SEEDS)
+    _assert_unbiased(est, (XY[0] @ XY[1]) ** 3)
 
 
 def test_tensor_srht_unbiased():
@@ -116,7 +132,7 @@ def test_countsketch_variance_formula():
     assert 0.8 < est.var(ddof=1) / exact < 1.2
 
 
-@pytest.mark.parametrize("name", ["countsketch", "srht", "tensor_srht"])
+@pytest.mark.parametrize("name", ["countsketch", "srht", "tensor_srht", "tensorsketch"])
 def test_variance_falls_like_one_over_m(name):
     XY = _pair(300, seed=5)
     variances = []
@@ -129,6 +145,111 @@ def test_variance_falls_like_one_over_m(name):
     # a 4x larger sketch: 4x smaller variance (n_pad = 512, so the finite-population
     # correction of the SRHT changes the ratio by less than 10 %)
     assert 2.8 < variances[0] / variances[1] < 5.7, variances
+
+
+def _reference_tree(poly, leaves):
+    """PolySketch tree of the definition, node by node, for one list of p leaf vectors."""
+    m = poly.n_components
+    H = scipy.linalg.hadamard(poly.tree_n_pad_)[:, :m]
+    level, g = list(leaves), 0
+    while len(level) > 1:
+        nxt = []
+        for left, right in zip(level[::2], level[1::2]):
+            a = (H @ (poly.tree_signs_[g, 0] * left))[poly.tree_indices_[g, 0]]
+            b = (H @ (poly.tree_signs_[g, 1] * right))[poly.tree_indices_[g, 1]]
+            nxt.append(a * b / np.sqrt(m))
+            g += 1
+        level = nxt
+    return level[0]
+
+
+@pytest.mark.parametrize("leaf", ["countsketch", "srht"])
+def test_polysketch_every_degree_matches_its_own_tree(leaf):
+    # Q^j(x) = tree(leaf_1(x), ..., leaf_j(x), e_1, ..., e_1): the shared computation of
+    # all degrees gives exactly what the definition gives degree by degree.
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((3, 13))
+    poly = PolySketch(degree=8, n_components=8, leaf=leaf, random_state=0).fit(X)
+    Z = poly.transform(X)
+    if leaf == "countsketch":
+        buckets, signs = unpack_codes(poly.codes_)
+        C = np.zeros((8, 13, 8))
+        for k in range(8):
+            C[k, np.arange(13), buckets[:, k]] = signs[:, k]
+        leaves = np.einsum("nd,kdm->nkm", X, C)
+    else:
+        H = scipy.linalg.hadamard(poly.leaf_n_pad_)[:, :13]
+        leaves = np.stack(
+            [(H @ (poly.leaf_signs_[k][:, None] * X.T))[poly.leaf_indices_[k]].T
+             for k in range(8)], axis=1) / np.sqrt(8)
+    e1 = np.eye(1, 8)[0]
+    for i in range(3):
+        np.testing.assert_array_equal(Z[i, 0], e1)
+        for j in range(1, 9):
+            expected = _reference_tree(poly, list(leaves[i, :j]) + [e1] * (8 - j))
+            np.testing.assert_allclose(Z[i, j], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_tensorsketch_is_a_countsketch_of_the_tensor_power():
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((4, 6))
+    ts = TensorSketch(degree=2, n_components=5, random_state=0).fit(X)
+    buckets, signs = unpack_codes(ts.codes_)
+    expected = np.zeros((4, 5))
+    for j1 in range(6):
+        for j2 in range(6):
+            b = (buckets[j1, 0] + buckets[j2, 1]) % 5
+            expected[:, b] += signs[j1, 0] * signs[j2, 1] * X[:, j1] * X[:, j2]
+    np.testing.assert_allclose(ts.transform(X), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("leaf", ["countsketch", "srht"])
+def test_polysketch_unbiased_up_to_degree_8(leaf):
+    XY = _pair(40, seed=3, rho=0.8)
+    XY /= np.linalg.norm(XY, axis=1, keepdims=True)
+    exact = XY[0] @ XY[1]
+    n_seeds = 200
+    est = np.empty((n_seeds, 9))
+    for seed in range(n_seeds):
+        Z = PolySketch(degree=8, n_components=32, leaf=leaf, random_state=seed).fit_transform(XY)
+        est[seed] = np.sum(Z[0] * Z[1], axis=1)
+    assert np.all(est[:, 0] == 1.0)
+    for j in range(1, 9):
+        _assert_unbiased(est[:, j], exact**j)
+
+
+@pytest.mark.parametrize("leaf", ["countsketch", "srht"])
+def test_polysketch_variance_falls_like_one_over_m(leaf):
+    XY = _pair(300, seed=5)
+    variances = []
+    for m in (16, 64):
+        est = np.empty(SEEDS)
+        for seed in range(SEEDS):
+            Z = PolySketch(degree=2, n_components=m, leaf=leaf, random_state=seed).fit_transform(XY)
+            est[seed] = Z[0, 2] @ Z[1, 2]
+        variances.append(est.var(ddof=1))
+    # the O(1/m^2) terms of the degree-2 variance push the ratio a little above 4
+    assert 2.8 < variances[0] / variances[1] < 6.5, variances
+
+
+def test_polysketch_auto_leaf_follows_the_fit_input():
+    X = _sparse_rows()
+    assert PolySketch(random_state=0).fit(X).leaf_ == "srht"
+    assert PolySketch(random_state=0).fit(sp.csr_matrix(X)).leaf_ == "countsketch"
+
+
+def test_polysketch_rejects_degrees_that_are_not_powers_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        PolySketch(degree=3).fit(_sparse_rows())
+
+
+@pytest.mark.parametrize("cls", [PolySketch, TensorSketch])
+def test_batching_does_not_change_rows(cls, monkeypatch):
+    X = sp.csr_matrix(_sparse_rows(n=50))
+    est = cls(degree=4, n_components=16, random_state=0).fit(X)
+    full = est.transform(X)
+    monkeypatch.setattr(sketches, "_BATCH_VALUES", 7 * 16 * 5)  # batches of 7 rows
+    np.testing.assert_array_equal(est.transform(X), full)
 
 
 # ------------------------------------------------------------- formats, dtypes, rows
@@ -152,10 +273,13 @@ def _transform(est, X, Y=None):
 def _fitted(name, X, m=24, seed=0):
     if name == "tensor_srht":
         return TensorSRHT(n_components=m, random_state=seed).fit(X, X[:, :17])
+    if name.startswith("poly"):
+        leaf = "countsketch" if name == "poly_cs" else "srht"
+        return PolySketch(degree=4, n_components=m, leaf=leaf, random_state=seed).fit(X)
     return ESTIMATORS[name](m, seed).fit(X)
 
 
-ALL = ["countsketch", "srht", "tensor_srht"]
+ALL = ["countsketch", "srht", "tensor_srht", "tensorsketch", "poly_cs", "poly_srht"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -193,8 +317,13 @@ def test_zero_row_maps_to_zero(name):
     X = _sparse_rows()
     est = _fitted(name, X)
     Y = X[:, :17] if name == "tensor_srht" else None
-    assert not np.any(_transform(est, X, Y)[3])
-    assert np.any(_transform(est, X, Y)[0])
+    Z = _transform(est, X, Y)
+    if name.startswith("poly"):
+        # degree 0 is the constant e_1 for every row, the others vanish with x
+        np.testing.assert_array_equal(Z[:, 0], np.eye(1, Z.shape[2]).repeat(len(X), 0))
+        Z = Z[:, 1:]
+    assert not np.any(Z[3])
+    assert np.all(np.any(Z[0], axis=-1))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -250,7 +379,12 @@ def test_input_errors(name):
 
 
 @parametrize_with_checks(
-    [CountSketch(n_components=8, random_state=0), SRHT(n_components=8, random_state=0)]
+    [
+        CountSketch(n_components=8, random_state=0),
+        SRHT(n_components=8, random_state=0),
+        TensorSketch(degree=2, n_components=8, random_state=0),
+        PolySketch(degree=2, n_components=8, random_state=0),
+    ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
