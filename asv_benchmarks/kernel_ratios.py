@@ -12,8 +12,8 @@ import numpy as np
 
 from fastntk.kernels import cntk_kernel, ntk_kernel
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchmarks"))
-from bench_kernels import _tfidf_20k  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.bench_kernels import _tfidf_20k  # noqa: E402
 
 
 def median_time(func, repeats):

@@ -4,6 +4,8 @@ import scipy.sparse as sp
 
 from fastntk.kernels import cntk_kernel, ntk_kernel
 
+from ._profile import size
+
 
 def _tfidf_20k(n_rows=4000):
     """Health tweets as TF-IDF with a 20,000-word vocabulary (synthetic Zipf CSR if absent)."""
@@ -30,7 +32,7 @@ class NTKDense:
     param_names = ["depth"]
 
     def setup(self, depth):
-        self.X = np.random.default_rng(0).standard_normal((4000, 1000))
+        self.X = np.random.default_rng(0).standard_normal((size(4000, 400), 1000))
         ntk_kernel(self.X[:10], depth=depth)  # JIT warm-up outside the timing
 
     def time_gram_baseline(self, depth):
@@ -50,7 +52,7 @@ class NTKSparseText:
     param_names = ["depth"]
 
     def setup(self, depth):
-        self.X = _tfidf_20k()
+        self.X = _tfidf_20k(size(4000, 400))
         ntk_kernel(self.X[:10], depth=depth)
 
     def time_gram_baseline(self, depth):
@@ -71,9 +73,9 @@ class CNTKMnist:
         try:
             from fastntk.datasets import load_mnist_5k
 
-            self.X = load_mnist_5k()[0][:16]
+            self.X = load_mnist_5k()[0][:size(16, 2)]
         except ImportError:
-            self.X = np.random.default_rng(0).random((16, 28, 28, 1))
+            self.X = np.random.default_rng(0).random((size(16, 2), 28, 28, 1))
         cntk_kernel(self.X[:1, :6, :6], depth=3, pooling=pooling)
 
     def time_cntk_kernel(self, pooling):
