@@ -45,7 +45,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from scipy.linalg.blas import dsyrk
+from scipy.linalg.blas import dsyr, dsyr2, dsyrk
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -151,15 +151,19 @@ def _solve_dual(gram_c, target_c, alphas, n_fixed, n_eff):
 
 
 def _centre_weighted_gram(gram, sqrt_w, fit_intercept):
-    """``P D K D P`` in place, with ``D = diag(sqrt_w)`` and ``P = I - d d^T / sum(w)``."""
+    """``P D K D P`` in place (upper triangle), ``D = diag(sqrt_w)``, ``P = I - d d^T / sum(w)``.
+
+    ``gram`` must hold the full symmetric K on entry (Fortran order).  With
+    ``r = D K D d / sw`` and ``u = r - (d^T r / 2 sw) d``, ``P (DKD) P = DKD - u d^T - d u^T``:
+    a symmetric rank-2 update, so no ``n x n`` temporary is allocated.
+    """
     gram *= sqrt_w[:, None]
     gram *= sqrt_w[None, :]
     if fit_intercept:
         sw = sqrt_w @ sqrt_w
-        row = gram @ sqrt_w / sw                    # (D K D d) / sw
-        gram -= row[:, None] * sqrt_w[None, :]
-        gram -= sqrt_w[:, None] * row[None, :]
-        gram += (sqrt_w @ row / sw) * np.outer(sqrt_w, sqrt_w)
+        row = gram @ sqrt_w / sw
+        update = row - (sqrt_w @ row / (2.0 * sw)) * sqrt_w
+        gram = dsyr2(-1.0, update, sqrt_w, a=gram, overwrite_a=1)
     return gram
 
 
@@ -225,8 +229,8 @@ class _PrimalStatistics:
         if self.fit_intercept:
             mean_phi = self.sum_phi / self.sum_w
             mean_y = self.sum_y / self.sum_w
-            # G - s s^T / n, upper triangle only (dsyr would do the same; this is O(m^2) once)
-            gram -= np.triu(np.outer(self.sum_phi, mean_phi))
+            # G - s s^T / n, a rank-1 update of the upper triangle, in place
+            gram = dsyr(-1.0 / self.sum_w, self.sum_phi, a=gram, overwrite_a=1)
             cross -= np.outer(self.sum_phi, mean_y)
             total_ss -= self.sum_y * mean_y
             phi_mean += mean_phi
@@ -422,10 +426,12 @@ class _BaseNTKRidge(BaseEstimator):
         sqrt_w = np.sqrt(sample_weight)
         if self.verbose:
             tqdm.write(f"exact kernel on {X.shape[0]} rows ...")
-        gram = np.asarray(self._kernel(X), dtype=np.float64, order="F")
+        gram = np.asarray(self._kernel(X), dtype=np.float64)
+        # K is symmetric: its transpose is the Fortran-ordered array LAPACK wants, no copy
+        gram = gram.T if gram.flags.c_contiguous else np.asfortranarray(gram)
         # mean kernel row, needed for the intercept once the dual solution is known
         kernel_mean = gram @ sample_weight / sw
-        _centre_weighted_gram(gram, sqrt_w, self.fit_intercept)
+        gram = _centre_weighted_gram(gram, sqrt_w, self.fit_intercept)
         y_mean, target_c = _centre_weighted_target(Y, sample_weight, self.fit_intercept)
         self._note_eigh(gram.shape[0])
         dual, best, scores = _solve_dual(gram, target_c, alphas, n_fixed, sw)
