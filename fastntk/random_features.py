@@ -12,6 +12,8 @@ NNGP ``Sigma_h`` and ``psi_h = [phi_h, TensorSRHT(psi_{h-1}, Phi0_h(phi_{h-1}))]
 ``phi_0 = psi_0 = x``.
 """
 import numbers
+import os
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from .leverage import sample_leverage_weights
-from .sketches import CountSketch, TensorSRHT, _effective_n_threads
+from .sketches import CountSketch, TensorSRHT
 
 __all__ = ["NTKRandomFeatures"]
 
@@ -35,6 +37,14 @@ _BLOCK_ROWS = 256
 _AUTO_INPUT_SKETCH = 8192
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+
+def _n_threads(n_jobs):
+    """BLAS threads for an integer ``n_jobs``: -1 means every core, -2 all but one, etc."""
+    n_cpus = os.cpu_count() or 1
+    if n_jobs < 0:
+        return max(1, n_cpus + 1 + n_jobs)
+    return max(1, int(n_jobs))
 
 
 def _default_n_arccos(n_components):
@@ -164,6 +174,12 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
     def _validate_input(self, X, *, reset):
         return validate_data(self, X, accept_sparse="csr", dtype=(np.float64, np.float32),
                              reset=reset)
@@ -253,7 +269,10 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        with threadpool_limits(limits=_effective_n_threads(self.n_jobs), user_api="blas"):
+        # threadpoolctl costs tens of milliseconds a call: only use it when asked to
+        limits = nullcontext() if self.n_jobs is None else threadpool_limits(
+            limits=_n_threads(self.n_jobs), user_api="blas")
+        with limits:
             for start in range(0, X.shape[0], _BLOCK_ROWS):
                 stop = min(start + _BLOCK_ROWS, X.shape[0])
                 out[start:stop] = self._transform_block(X[start:stop])[: stop - start]
