@@ -1,0 +1,421 @@
+"""Numba kernels of :class:`fastntk.CNTKSketch`, fused over all pixels of a batch.
+
+Every per-pixel feature map lives in a 2-D array of shape ``(n_pixels, width)`` whose rows
+are the pixels of a batch of images, image-major then row-major (pixel ``(k, i, j)`` of a
+map of size ``h x w`` is row ``(k h + i) w + j``).  The kernels never draw random numbers:
+signs, weights and sampled coordinates are drawn with NumPy at ``fit`` and passed in.
+
+Conventions (those of :mod:`fastntk._hadamard`): ``H`` is the unnormalised Walsh–Hadamard
+matrix of a power-of-two order ``n_pad``; the *sampled transform* of ``x`` with signs ``s``
+and coordinates ``idx`` is ``(H D_s x)[idx]``; for ``idx`` uniform on ``[0, n_pad)``,
+``E_idx[(H D x)_idx (H D y)_idx] = <x, y>`` whatever the signs, which is what makes every
+product of independently sampled coordinates below an unbiased sketch.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "window_features",
+    "signed_window_sum",
+    "relu_sketch_layer",
+    "tree_constants",
+    "mean_pool",
+    "signed_pool",
+]
+
+
+@njit(cache=True)
+def _fwht(a):
+    """Unnormalised fast Walsh–Hadamard transform in place, radix-4 passes.
+
+    Same result as :func:`fastntk._hadamard.fwht_inplace`; two butterfly levels per pass
+    over the data halve the memory traffic, which measured about 1.7x faster for the
+    lengths (1024 .. 16384) of this hot path.
+    """
+    n = a.shape[0]
+    h = 1
+    while 4 * h <= n:
+        for i in range(0, n, 4 * h):
+            b0 = a[i:i + h]
+            b1 = a[i + h:i + 2 * h]
+            b2 = a[i + 2 * h:i + 3 * h]
+            b3 = a[i + 3 * h:i + 4 * h]
+            for j in range(h):
+                x0 = b0[j]
+                x1 = b1[j]
+                x2 = b2[j]
+                x3 = b3[j]
+                s01 = x0 + x1
+                d01 = x0 - x1
+                s23 = x2 + x3
+                d23 = x2 - x3
+                b0[j] = s01 + s23
+                b1[j] = d01 + d23
+                b2[j] = s01 - s23
+                b3[j] = d01 - d23
+        h *= 4
+    if h < n:  # one radix-2 level left when log2(n) is odd
+        for i in range(0, n, 2 * h):
+            lo = a[i:i + h]
+            hi = a[i + h:i + 2 * h]
+            for j in range(h):
+                u = lo[j]
+                v = hi[j]
+                lo[j] = u + v
+                hi[j] = u - v
+
+
+@njit(cache=True)
+def _transform(x, signs, buf):
+    """``buf = H D x`` (``x`` zero-padded to ``len(buf)``)."""
+    d = x.shape[0]
+    for j in range(d):
+        buf[j] = signs[j] * x[j]
+    for j in range(d, buf.shape[0]):
+        buf[j] = 0
+    _fwht(buf)
+
+
+@njit(cache=True)
+def _sampled_transform(x, signs, idx, buf, out):
+    """``out = (H D x)[idx]``."""
+    _transform(x, signs, buf)
+    for r in range(idx.shape[0]):
+        out[r] = buf[idx[r]]
+
+
+@njit(cache=True, inline="always")
+def _block_bounds(n, n_blocks, b):
+    return (b * n) // n_blocks, ((b + 1) * n) // n_blocks
+
+
+# ---------------------------------------------------------------------------
+# convolutions: direct sums of the q x q neighbours
+# ---------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def window_features(images, q, offset, out_h, out_w, out):
+    """Exact first-layer features: ``(1/q) (+)_delta x_{p + delta}``, zeros outside.
+
+    ``<out[p](x), out[p'](y)> = (1/q^2) sum_delta <x_{p+delta}, y_{p'+delta}>`` is
+    ``Sigma^(1)_{p,p'}`` of DESIGN.md 2.2 exactly.
+
+    Parameters
+    ----------
+    images : ndarray of shape (b, H, W, C)
+    q : int
+        Filter size.
+    offset : int
+        Row/column offset of the window's first tap (``-((q-1)//2)`` for "same", 0 for
+        "valid").
+    out_h, out_w : int
+        Size of the first layer's map.
+    out : ndarray of shape (b * out_h * out_w, q * q * C), overwritten
+    """
+    n_img, in_h, in_w, n_ch = images.shape
+    inv_q = 1.0 / q
+    n_rows = n_img * out_h * out_w
+    for row in prange(n_rows):
+        k = row // (out_h * out_w)
+        i = (row // out_w) % out_h
+        j = row % out_w
+        o = out[row]
+        for a in range(q):
+            r = i + offset + a
+            for c in range(q):
+                col = j + offset + c
+                base = (a * q + c) * n_ch
+                if 0 <= r < in_h and 0 <= col < in_w:
+                    for ch in range(n_ch):
+                        o[base + ch] = inv_q * images[k, r, col, ch]
+                else:
+                    for ch in range(n_ch):
+                        o[base + ch] = 0
+
+
+@njit(parallel=True, cache=True)
+def signed_window_sum(feat, in_h, in_w, weights, q, offset, out_h, out_w, out):
+    """Convolution of per-pixel features: ``out[p] = sum_delta w_delta * feat[p + delta]``.
+
+    With ``weights[delta]`` = independent random signs divided by ``q``, this reduces the
+    direct sum ``(1/q) (+)_delta feat[p + delta]`` (width ``q^2 m``) to width ``m``
+    unbiasedly: the cross terms between different ``delta`` have mean zero.  Pixels
+    outside the map contribute nothing ("same" padding).
+
+    Parameters
+    ----------
+    feat : ndarray of shape (b * in_h * in_w, m)
+    in_h, in_w : int
+        Size of the input map.
+    weights : ndarray of shape (q * q, m)
+    q, offset, out_h, out_w : int
+        Window geometry, as in :func:`window_features`.
+    out : ndarray of shape (b * out_h * out_w, m), overwritten
+    """
+    m = feat.shape[1]
+    n_rows = out.shape[0]
+    for row in prange(n_rows):
+        k = row // (out_h * out_w)
+        i = (row // out_w) % out_h
+        j = row % out_w
+        o = out[row]
+        for r in range(m):
+            o[r] = 0
+        for a in range(q):
+            ri = i + offset + a
+            if ri < 0 or ri >= in_h:
+                continue
+            for c in range(q):
+                cj = j + offset + c
+                if cj < 0 or cj >= in_w:
+                    continue
+                src = feat[(k * in_h + ri) * in_w + cj]
+                w = weights[a * q + c]
+                for r in range(m):
+                    o[r] += w[r] * src[r]
+
+
+# ---------------------------------------------------------------------------
+# one ReLU layer: PolySketch of the normalised features, K and KDot, Theta * KDot + K
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_right, scale,
+               prev, cur, tl, tr, buf, q):
+    """All PolySketch degrees 1..degree of one unit vector from its transform ``t0``.
+
+    The leaves are the input itself (its width is already at most ``m``), so the
+    leaves' parents sample the one transform ``t0 = H D_0 u`` directly:
+    ``scale * t0[a] * t0[b]`` (both leaves fed with ``u``) or ``scale * t0[a] * e0``
+    (right leaf fed with ``e_1``, whose transform is the constant ``e0 = D_0[0]``).
+    Higher nodes are TensorSRHTs of their children (DESIGN.md 3).  Degree ``j`` feeds
+    ``u`` to the first ``j`` leaves and ``e_1`` to the others, so a node over leaves
+    ``[s, s + w)`` takes ``r = clip(j - s, 0, w)`` copies of ``u``; variant ``r = 0`` is a
+    constant (precomputed in ``const_right``) and each non-constant variant is computed
+    once and shared by all the degrees that need it.  Every pair of children uses its
+    own sampled coordinates, so children are independent given the signs and each
+    degree is unbiased: ``E <Q^j(u), Q^j(v)> = <u, v>^j``.
+
+    Writes ``Q^j`` into ``q[j]`` for j = 1..degree.
+    """
+    m = q.shape[1]
+    # leaves' parents: node i covers leaves 2i, 2i + 1; variant r at row 3 i + r
+    n_nodes = n_leaves // 2
+    for i in range(n_nodes):
+        r_max = min(2, max(0, degree - 2 * i))
+        a = leaf_idx[i, 0]
+        if r_max >= 1:
+            row = prev[3 * i + 1]
+            for k in range(m):
+                row[k] = scale * e0 * t0[a[k]]
+        if r_max == 2:
+            b = leaf_idx[i, 1]
+            row = prev[3 * i + 2]
+            for k in range(m):
+                row[k] = scale * t0[a[k]] * t0[b[k]]
+    w = 2  # leaves under each child of the next level
+    g = 0  # index of the current node in node_signs / node_idx / const_right
+    while w < n_leaves:
+        n_nodes //= 2
+        for i in range(n_nodes):
+            r_max = min(2 * w, max(0, degree - 2 * w * i))
+            left = 2 * i * (w + 1)
+            right = (2 * i + 1) * (w + 1)
+            for r in range(1, min(w, r_max) + 1):
+                _sampled_transform(prev[left + r], node_signs[g, 0], node_idx[g, 0], buf,
+                                   tl[r - 1])
+            for r in range(1, r_max - w + 1):
+                _sampled_transform(prev[right + r], node_signs[g, 1], node_idx[g, 1], buf,
+                                   tr[r - 1])
+            for r in range(1, r_max + 1):
+                r_left = min(r, w)
+                a = tl[r_left - 1]
+                bb = tr[r - r_left - 1] if r > w else const_right[g]
+                row = cur[i * (2 * w + 1) + r]
+                for k in range(m):
+                    row[k] = scale * a[k] * bb[k]
+            g += 1
+        prev, cur = cur, prev
+        w *= 2
+    # the root is node 0 of the last level: variant j at row j
+    for j in range(1, degree + 1):
+        for k in range(m):
+            q[j, k] = prev[j, k]
+
+
+@njit(parallel=True, cache=True)
+def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_idx,
+                      const_right, degree, n_leaves, k1_weights, k0_weights, psi_signs,
+                      psi_idx, kdot_signs, kdot_idx, prod_weights, k_weights, kphi_out, t_out, n_blocks):
+    """One ReLU layer of the CNTK sketch for every pixel of a batch.
+
+    For each pixel, with ``N`` its exact diagonal ``Sigma_{p,p}``, ``u = phi / sqrt(N)``
+    and ``Q^j`` its PolySketch of degree ``j`` (``Q^0`` the flat constant
+    ``1/sqrt(m)``)::
+
+        kphi = sqrt(N) sum_j k1_weights[j] * Q^j     features of K = sqrt(N N') k1(rho)
+        kdot =         sum_j k0_weights[j] * Q^j     features of KDot = k0(rho)
+        t    = prod_weights * (H D psi)[psi_idx] * (H D kdot)[kdot_idx] + k_weights * kphi
+
+    ``k1_weights[j]`` is ``sqrt(c_j)`` times independent random signs, which reduces the
+    direct sum ``(+)_j sqrt(c_j) Q^j`` to width ``m`` without bias; likewise ``t`` is the
+    signed sum of the TensorSRHT of ``psi (x) kdot`` (features of ``Theta * KDot``) and
+    ``kphi`` (``prod_weights`` carries the TensorSRHT's ``1/sqrt(m)``).  A pixel whose
+    diagonal is 0 has ``Sigma = Theta = 0`` against every pixel: its outputs are 0.
+
+    Parameters
+    ----------
+    phi, psi : ndarray of shape (n_pixels, d)
+        Features of Sigma and Theta at this layer (``d <= n_pad``).
+    norms : ndarray of shape (n_pixels,)
+        Exact diagonals ``N_p``.
+    leaf_signs : ndarray of shape (d,)
+    leaf_idx : ndarray of shape (n_leaves // 2, 2, m), values in ``[0, pow2(d))``
+    node_signs, node_idx : ndarray of shape (n_leaves // 2 - 1, 2, m)
+        Nodes above the leaves' parents, level by level; coordinates in ``[0, pow2(m))``.
+    const_right : ndarray of shape (n_leaves // 2 - 1, m)
+        Sampled transform of each such node's constant right child.
+    degree, n_leaves : int
+        Polynomial degree ``p`` and ``max(2, 2**ceil(log2(p)))``.
+    k1_weights, k0_weights : ndarray of shape (degree + 1, m)
+    psi_signs : ndarray of shape (d,)
+    psi_idx : ndarray of shape (m,), values in ``[0, pow2(d))``
+    kdot_signs : ndarray of shape (m,)
+    kdot_idx : ndarray of shape (m,), values in ``[0, pow2(m))``
+    prod_weights, k_weights : ndarray of shape (m,)
+    kphi_out, t_out : ndarray of shape (n_pixels, m), overwritten
+    n_blocks : int
+        Number of contiguous blocks of pixels processed in parallel, each with its own
+        scratch (a few per thread balance the load).  Passed in rather than read from
+        ``numba.get_num_threads()``, which would keep Numba from caching this function.
+    """
+    n, d = phi.shape
+    m = kphi_out.shape[1]
+    pad_d = 1
+    while pad_d < d:
+        pad_d *= 2
+    pad_m = 1
+    while pad_m < m:
+        pad_m *= 2
+    scale = 1.0 / math.sqrt(m)
+    e0 = leaf_signs[0]
+    n_rows = n_leaves + n_leaves // 2
+    half = n_leaves // 2
+    for blk in prange(n_blocks):
+        start, stop = _block_bounds(n, n_blocks, blk)
+        u = np.empty(d, dtype=kphi_out.dtype)
+        buf_d = np.empty(pad_d, dtype=kphi_out.dtype)
+        buf_m = np.empty(pad_m, dtype=kphi_out.dtype)
+        prev = np.empty((n_rows, m), dtype=kphi_out.dtype)
+        cur = np.empty((n_rows, m), dtype=kphi_out.dtype)
+        tl = np.empty((half, m), dtype=kphi_out.dtype)
+        tr = np.empty((half, m), dtype=kphi_out.dtype)
+        q = np.empty((degree + 1, m), dtype=kphi_out.dtype)
+        kdot = np.empty(m, dtype=kphi_out.dtype)
+        psi_t = np.empty(m, dtype=kphi_out.dtype)
+        kdot_t = np.empty(m, dtype=kphi_out.dtype)
+        for k in range(m):
+            q[0, k] = scale
+        for p in range(start, stop):
+            kphi = kphi_out[p]
+            t = t_out[p]
+            if norms[p] <= 0:
+                for k in range(m):
+                    kphi[k] = 0
+                    t[k] = 0
+                continue
+            root = math.sqrt(norms[p])
+            inv = 1.0 / root
+            for k in range(d):
+                u[k] = inv * phi[p, k]
+            _transform(u, leaf_signs, buf_d)
+            _poly_tree(buf_d, e0, degree, n_leaves, leaf_idx, node_signs, node_idx,
+                       const_right, scale, prev, cur, tl, tr, buf_m, q)
+            for k in range(m):
+                a = 0.0
+                b = 0.0
+                for j in range(degree + 1):
+                    a += k1_weights[j, k] * q[j, k]
+                    b += k0_weights[j, k] * q[j, k]
+                kphi[k] = root * a
+                kdot[k] = b
+            _sampled_transform(psi[p], psi_signs, psi_idx, buf_d, psi_t)
+            _sampled_transform(kdot, kdot_signs, kdot_idx, buf_m, kdot_t)
+            for k in range(m):
+                t[k] = prod_weights[k] * psi_t[k] * kdot_t[k] + k_weights[k] * kphi[k]
+
+
+@njit(cache=True)
+def tree_constants(node_signs, node_idx, n_leaves, m):
+    """``const_right`` of :func:`relu_sketch_layer`: the tree fed with ``e_1`` only.
+
+    The leaves' parents then output the flat vector ``1/sqrt(m)`` (``e0^2 = 1``); every
+    higher node outputs ``scale * (H D_l c_left)[idx_l] * (H D_r c_right)[idx_r]``.
+
+    Returns
+    -------
+    ndarray of shape (n_leaves // 2 - 1, m), float64
+    """
+    scale = 1.0 / math.sqrt(m)
+    pad_m = 1
+    while pad_m < m:
+        pad_m *= 2
+    buf = np.empty(pad_m)
+    left = np.empty(m)
+    out = np.empty((node_signs.shape[0], m))
+    n_nodes = n_leaves // 2
+    level = np.full((n_nodes, m), scale)
+    g = 0
+    while n_nodes > 1:
+        n_nodes //= 2
+        nxt = np.empty((n_nodes, m))
+        for i in range(n_nodes):
+            _sampled_transform(level[2 * i], node_signs[g, 0].astype(np.float64),
+                               node_idx[g, 0], buf, left)
+            _sampled_transform(level[2 * i + 1], node_signs[g, 1].astype(np.float64),
+                               node_idx[g, 1], buf, out[g])
+            for k in range(m):
+                nxt[i, k] = scale * left[k] * out[g, k]
+            g += 1
+        level = nxt
+    return out
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def mean_pool(t, n_pixels, out):
+    """Global average pooling: ``out[k] = mean of the rows of image k`` (pixel order)."""
+    m = t.shape[1]
+    for k in prange(out.shape[0]):
+        o = out[k]
+        for r in range(m):
+            o[r] = 0
+        for p in range(k * n_pixels, (k + 1) * n_pixels):
+            row = t[p]
+            for r in range(m):
+                o[r] += row[r]
+        inv = 1.0 / n_pixels
+        for r in range(m):
+            o[r] *= inv
+
+
+@njit(parallel=True, cache=True)
+def signed_pool(t, weights, out):
+    """Flatten pooling: ``out[k] = sum_p weights[p] * t[k, p]``.
+
+    With ``weights[p]`` independent random signs divided by ``sqrt(P)`` this reduces the
+    concatenation ``(+)_p t_p / sqrt(P)`` (features of ``(1/P) sum_p T_{p,p}``) to
+    width ``m`` without bias.
+    """
+    n_pixels, m = weights.shape
+    for k in prange(out.shape[0]):
+        o = out[k]
+        for r in range(m):
+            o[r] = 0
+        for p in range(n_pixels):
+            row = t[k * n_pixels + p]
+            w = weights[p]
+            for r in range(m):
+                o[r] += w[r] * row[r]

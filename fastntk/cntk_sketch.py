@@ -1,0 +1,393 @@
+"""CNTKSketch: features of the convolutional NTK in time linear in the number of pixels.
+
+The method is the CNTKSketch of Zandieh et al. (NeurIPS 2021), DESIGN.md section 4.3,
+for the kernel of section 2.2 (:func:`fastntk.kernels.cntk_kernel`).
+"""
+import contextlib
+import math
+import numbers
+import os
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import _cntk_sketch_kernels as _k
+from .kernels import cntk_diagonals
+from .arccos import k0, k1
+from .polyfit import fit_nonnegative_polynomial
+
+__all__ = ["CNTKSketch"]
+
+_FLOAT_DTYPES = (np.float64, np.float32)
+
+# Values per per-pixel feature array of a batch: bounds the working memory to a few
+# such arrays (~16 MB each in float32) whatever the number of images.
+_BATCH_VALUES = 2**22
+
+
+def _n_threads(n_jobs):
+    """Threads for ``n_jobs``: None and -1 mean every core, -2 all but one, and so on."""
+    n_cpus = os.cpu_count() or 1
+    if n_jobs is None:
+        return n_cpus
+    if n_jobs < 0:
+        return max(1, n_cpus + 1 + n_jobs)
+    return int(n_jobs)
+
+
+@contextlib.contextmanager
+def _numba_threads(n_threads):
+    """Run the Numba kernels on ``n_threads`` threads (a thread-local setting)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _next_pow2(n):
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _signs(rng, shape):
+    return 2.0 * rng.randint(0, 2, size=shape) - 1.0
+
+
+def _coordinates(rng, n_pad, m, shape=()):
+    """``m`` coordinates of ``[0, n_pad)`` per sketch: distinct if ``m <= n_pad``.
+
+    Either way each coordinate is marginally uniform, which is all the unbiasedness of
+    a sampled transform needs; without replacement lowers the variance.
+    """
+    n_sketches = int(np.prod(shape))
+    out = np.empty((n_sketches, m), dtype=np.int32)
+    for k in range(n_sketches):
+        out[k] = rng.choice(n_pad, m, replace=m > n_pad)
+    return out.reshape(*shape, m)
+
+
+def _map_sizes(height, width, filter_size, padding, depth):
+    """Map size after each of the ``depth`` convolutions, and the window offset."""
+    if padding == "same":
+        return [(height, width)] * depth, -((filter_size - 1) // 2)
+    sizes = []
+    h, w = height, width
+    for layer in range(depth):
+        h, w = h - filter_size + 1, w - filter_size + 1
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"images of size {height}x{width} are too small for {depth} 'valid' "
+                f"convolution(s) with filter_size={filter_size} (layer {layer + 1} would "
+                f"be {h}x{w})"
+            )
+        sizes.append((h, w))
+    return sizes, 0
+
+
+class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Random features of the convolutional NTK, linear in the number of pixels.
+
+    Maps each image ``x`` to ``n_components`` features whose inner products estimate
+    the CNTK of a ReLU CNN with ``depth`` conv layers, ``filter_size`` x
+    ``filter_size`` filters, stride 1 and no biases, followed by global average pooling
+    or flattening and a linear readout (:func:`fastntk.kernels.cntk_kernel`, DESIGN.md
+    2.2; the same kernel as neural-tangents' ``serial(Conv(1, (q, q), padding,
+    W_std=sqrt(C)), Relu(), [Conv(1, (q, q), padding, W_std=sqrt(2)), Relu()] * (L-1),
+    GlobalAvgPool() or Flatten(), Dense(1, W_std=sqrt(2)))``).
+
+    Every pixel carries features ``phi_p`` of ``Sigma`` and ``psi_p`` of ``Theta``
+    (DESIGN.md 4.3, after Zandieh et al., 2021):
+
+    * layer 1: ``phi_p = psi_p = (1/q) (+)_delta x_{p + delta}``, exact;
+    * each ReLU layer normalises ``phi_p`` by ``sqrt(N_p)``, the exact diagonal
+      (:func:`fastntk.kernels.cntk_diagonals`), sketches all powers of it up to
+      ``degree`` with one PolySketch tree, and combines them with the non-negative
+      polynomial coefficients of ``k1`` and ``k0`` (least-squares fits, exact at
+      ``t = 1``, :func:`fastntk.polyfit.kernel_polynomial`) into features of ``K`` and
+      ``KDot``; a TensorSRHT of ``psi_p`` and the ``KDot`` features gives those of
+      ``Theta * KDot``, to which the ``K`` features are added;
+    * a convolution is the direct sum of the ``q^2`` neighbours' features scaled by
+      ``1/q`` (zeros outside the image for "same" padding);
+    * "gap" averages the last layer's per-pixel features; "flatten" takes their
+      direct sum divided by ``sqrt(P)``.
+
+    Direct sums (of neighbours, of polynomial degrees, of pixels) are reduced back to
+    ``n_components`` by a signed sum with independent random signs per block, an
+    unbiased random projection that costs ``O(n_components)`` per block; the blocks
+    are outputs of sampled Hadamard transforms, hence spread over all coordinates, so
+    its variance is that of a dense sketch.  Cost per image
+    ``O(P L (q^2 m + p log(p) m log m))`` with ``P`` pixels, ``m = n_components`` and
+    ``p = degree``; working memory ``O(P m)`` per image of a batch.
+
+    Parameters
+    ----------
+    depth : int, default=3
+        Number of conv + ReLU layers ``L``.
+    n_components : int, default=4096
+        Dimension ``m`` of the output and of every per-pixel feature vector.
+    degree : int, default=4
+        Degree of the polynomials approximating ``k0`` and ``k1``.
+    filter_size : int, default=3
+        ``q``.
+    padding : {"same", "valid"}, default="same"
+        "same": the window of pixel ``p`` covers offsets ``-(q-1)//2 .. q-1-(q-1)//2``
+        with zeros outside the image; "valid": each layer shrinks the map by ``q - 1``.
+    pooling : {"gap", "flatten"}, default="gap"
+    image_shape : tuple of 3 ints or None, default=None
+        ``(H, W, C)`` of the rows of a 2-D input of shape (n, H*W*C) (channels-last,
+        C order).  If None, a 2-D input of shape (n, d) is read as 1x1 images with ``d``
+        channels (with ``filter_size=1`` the kernel is then the fully-connected NTK of
+        depth ``L``); 4-D input (n, H, W, C) is always accepted.
+    random_state : int, RandomState instance or None, default=None
+    n_jobs : int or None, default=None
+        Threads of ``transform``; None or -1 use every core.
+
+    Attributes
+    ----------
+    image_shape_ : tuple of 3 ints
+        ``(H, W, C)`` of the images seen at ``fit``.
+    map_sizes_ : list of (int, int)
+        Size of the map after each convolution.
+    k1_coef_, k0_coef_ : ndarray of shape (degree + 1,)
+        Non-negative polynomial coefficients used for ``k1`` and ``k0``.
+    layers_ : list of dict
+        Random signs and sampled coordinates of each layer.
+    conv_weights_ : list of (ndarray, ndarray)
+        Signed neighbour weights of the convolutions between layers, for the features
+        of Sigma and of Theta, each of shape (q*q, n_components).
+    pool_weights_ : ndarray of shape (P_L, n_components) or None
+        Signed pixel weights of "flatten" pooling.
+    n_features_in_ : int
+        ``H * W * C``.
+
+    Notes
+    -----
+    The estimate is biased by the polynomial approximation of ``k0``, ``k1`` (their
+    square-root singularity at ``t = 1`` limits low degrees) and, from the second
+    layer on, by normalising sketched features by exact norms; its random error falls
+    like ``1/sqrt(n_components)``.  Sparse input is densified one batch of images at a
+    time (the per-pixel features are dense anyway).  Features are bit-identical for the
+    same ``random_state`` whatever the batch and the number of threads.
+
+    References
+    ----------
+    Arora, Du, Hu, Li, Salakhutdinov, Wang, "On exact computation with an infinitely
+    wide neural net", NeurIPS 2019.
+    Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via
+    sketching and random features", NeurIPS 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastntk import CNTKSketch
+    >>> X = np.random.RandomState(0).rand(5, 8, 8, 3)
+    >>> CNTKSketch(depth=2, n_components=256, random_state=0).fit_transform(X).shape
+    (5, 256)
+    """
+
+    _parameter_constraints = {
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 1, 2**30, closed="both")],
+        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
+        "filter_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "padding": [StrOptions({"same", "valid"})],
+        "pooling": [StrOptions({"gap", "flatten"})],
+        "image_shape": [tuple, list, None],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, *, depth=3, n_components=4096, degree=4, filter_size=3,
+                 padding="same", pooling="gap", image_shape=None, random_state=None,
+                 n_jobs=None):
+        self.depth = depth
+        self.n_components = n_components
+        self.degree = degree
+        self.filter_size = filter_size
+        self.padding = padding
+        self.pooling = pooling
+        self.image_shape = image_shape
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ input
+    def _declared_shape(self):
+        shape = tuple(int(s) for s in self.image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(
+                f"image_shape must be (H, W, C) with positive entries, got {self.image_shape!r}"
+            )
+        return shape
+
+    def _validate(self, X, *, reset):
+        """Validated input as a float32/float64 2-D array or CSR matrix, and its image shape."""
+        shape = None
+        if not sp.issparse(X) and np.ndim(X) == 4:
+            X = check_array(X, dtype=_FLOAT_DTYPES, allow_nd=True, input_name="X")
+            shape = X.shape[1:]
+            X = X.reshape(X.shape[0], -1)
+        X = validate_data(self, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, order="C",
+                          reset=reset)
+        if shape is None:
+            if not reset:
+                return X, self.image_shape_
+            shape = (1, 1, X.shape[1]) if self.image_shape is None else self._declared_shape()
+        elif self.image_shape is not None and shape != self._declared_shape():
+            raise ValueError(f"X has images of shape {shape} but image_shape={self.image_shape!r}")
+        if not reset and shape != self.image_shape_:
+            raise ValueError(
+                f"X has images of shape {shape}, but {type(self).__name__} was fitted on "
+                f"images of shape {self.image_shape_}"
+            )
+        if math.prod(shape) != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features per row but image_shape={shape} holds "
+                f"{math.prod(shape)}"
+            )
+        return X, shape
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, X, y=None):
+        """Draw the random signs and coordinates for images of the shape of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, H, W, C) or (n, H*W*C)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X, shape = self._validate(X, reset=True)
+        height, width, channels = shape
+        q, m, p = self.filter_size, self.n_components, self.degree
+        self.map_sizes_, _ = _map_sizes(height, width, q, self.padding, self.depth)
+        self.image_shape_ = shape
+        # exact at t = 1: the diagonals K(x, x) = N stay exact, which the next layer's
+        # normalisation by the exact N relies on
+        self.k1_coef_ = fit_nonnegative_polynomial(k1, p, exact_at_one=True)
+        self.k0_coef_ = fit_nonnegative_polynomial(k0, p, exact_at_one=True)
+        rng = check_random_state(self.random_state)
+        widths = [q * q * channels] + [m] * (self.depth - 1)
+        self.layers_ = [self._draw_layer(rng, d) for d in widths]
+        self.conv_weights_ = [
+            (_signs(rng, (q * q, m)) / q, _signs(rng, (q * q, m)) / q)
+            for _ in range(self.depth - 1)
+        ]
+        self.pool_weights_ = None
+        if self.pooling == "flatten":
+            n_pixels = math.prod(self.map_sizes_[-1])
+            self.pool_weights_ = _signs(rng, (n_pixels, m)) / math.sqrt(n_pixels)
+        self._n_features_out = m
+        return self
+
+    def _draw_layer(self, rng, width):
+        """Signs and coordinates of one ReLU layer whose input features have ``width``."""
+        m, p = self.n_components, self.degree
+        n_leaves = max(2, _next_pow2(p))
+        pad_d, pad_m = _next_pow2(width), _next_pow2(m)
+        n_nodes = n_leaves // 2 - 1  # nodes above the leaves' parents
+        node_signs = _signs(rng, (n_nodes, 2, m))
+        node_idx = _coordinates(rng, pad_m, m, (n_nodes, 2))
+        return {
+            "leaf_signs": _signs(rng, width),
+            "leaf_idx": _coordinates(rng, pad_d, m, (n_leaves // 2, 2)),
+            "node_signs": node_signs,
+            "node_idx": node_idx,
+            "const_right": _k.tree_constants(node_signs, node_idx, n_leaves, m),
+            "n_leaves": n_leaves,
+            "k1_weights": np.sqrt(self.k1_coef_)[:, None] * _signs(rng, (p + 1, m)),
+            "k0_weights": np.sqrt(self.k0_coef_)[:, None] * _signs(rng, (p + 1, m)),
+            "psi_signs": _signs(rng, width),
+            "psi_idx": _coordinates(rng, pad_d, m),
+            "kdot_signs": _signs(rng, m),
+            "kdot_idx": _coordinates(rng, pad_m, m),
+            "prod_weights": _signs(rng, m) / math.sqrt(m),
+            "k_weights": _signs(rng, m),
+        }
+
+    # ------------------------------------------------------------- transform
+    def transform(self, X):
+        """CNTK features of the images of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, H, W, C) or (n, H*W*C)
+
+        Returns
+        -------
+        ndarray of shape (n, n_components)
+            float32 if ``X`` is float32, float64 otherwise.
+        """
+        check_is_fitted(self)
+        X, shape = self._validate(X, reset=False)
+        dtype = X.dtype
+        n, m = X.shape[0], self.n_components
+        layers = [self._layer_args(layer, dtype) for layer in self.layers_]
+        convs = [(a.astype(dtype), b.astype(dtype)) for a, b in self.conv_weights_]
+        pool = None if self.pool_weights_ is None else self.pool_weights_.astype(dtype)
+        largest_map = max(h * w for h, w in self.map_sizes_)
+        batch = max(1, _BATCH_VALUES // (largest_map * m))
+        out = np.empty((n, m), dtype=dtype)
+        with _numba_threads(_n_threads(self.n_jobs)):
+            for start in range(0, n, batch):
+                rows = X[start:start + batch]
+                rows = rows.toarray() if sp.issparse(rows) else rows
+                images = np.ascontiguousarray(rows.reshape(-1, *shape), dtype=dtype)
+                self._transform_batch(images, layers, convs, pool, out[start:start + batch])
+        return out
+
+    def _layer_args(self, layer, dtype):
+        """Arguments of :func:`relu_sketch_layer` for one layer, in the data dtype."""
+        cast = lambda name: layer[name].astype(dtype)  # noqa: E731
+        return (
+            cast("leaf_signs"), layer["leaf_idx"], cast("node_signs"), layer["node_idx"],
+            cast("const_right"), self.degree, layer["n_leaves"], cast("k1_weights"),
+            cast("k0_weights"), cast("psi_signs"), layer["psi_idx"], cast("kdot_signs"),
+            layer["kdot_idx"], cast("prod_weights"), cast("k_weights"),
+        )
+
+    def _transform_batch(self, images, layers, convs, pool, out):
+        """Features of one batch of images (n_b, H, W, C) into ``out`` (n_b, m)."""
+        n_img = images.shape[0]
+        q, m, dtype = self.filter_size, self.n_components, images.dtype
+        _, offset = _map_sizes(*self.image_shape_[:2], q, self.padding, self.depth)
+        diagonals = cntk_diagonals(images, depth=self.depth, filter_size=q,
+                                   padding=self.padding)
+        in_h, in_w = self.map_sizes_[0]
+        phi = np.empty((n_img * in_h * in_w, q * q * images.shape[3]), dtype=dtype)
+        _k.window_features(images, q, offset, in_h, in_w, phi)
+        psi = phi  # Theta^(1) = Sigma^(1)
+        for h, args in enumerate(layers):
+            norms = diagonals[h].reshape(-1)
+            kphi = np.empty((phi.shape[0], m), dtype=dtype)
+            t = np.empty((phi.shape[0], m), dtype=dtype)
+            n_blocks = max(1, min(phi.shape[0], 4 * numba.get_num_threads()))
+            _k.relu_sketch_layer(phi, psi, norms, *args, kphi, t, n_blocks)
+            if h + 1 < self.depth:
+                out_h, out_w = self.map_sizes_[h + 1]
+                phi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
+                psi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
+                w_phi, w_psi = convs[h]
+                _k.signed_window_sum(kphi, in_h, in_w, w_phi, q, offset, out_h, out_w, phi)
+                _k.signed_window_sum(t, in_h, in_w, w_psi, q, offset, out_h, out_w, psi)
+                in_h, in_w = out_h, out_w
+        if pool is None:
+            _k.mean_pool(t, in_h * in_w, out)
+        else:
+            _k.signed_pool(t, pool, out)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.requires_fit = True
+        return tags
