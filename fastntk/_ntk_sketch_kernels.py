@@ -17,14 +17,15 @@ variances, and the widths ``m_j`` can be chosen to minimise it (see
 cost of a row is ``O(p^2 nnz + sum_j j W_j log W_j)``, independent of the number of
 input features.
 
-CountSketch hashes are computed on the fly (a splitmix64 finaliser of the column index
-and a per-leaf key): no table of the input width is stored.  When the input width does
-not exceed a leaf's width, the leaf uses a stored random injection instead, so it is
-an exact signed isometry (no collisions).  Randomness is drawn with NumPy in ``fit``.
+CountSketch hashes of wide inputs are computed on the fly (a splitmix64 finaliser of
+the column index and a per-leaf key), so no table of the input width is stored.
+Narrower inputs (the dense features of later layers, small dense tables) use stored
+codes drawn with NumPy in ``fit``, balanced so that a leaf at least as wide as its input
+is an exact signed isometry (no collisions).
 """
 import numba
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, prange
 
 from ._hadamard import fwht_inplace
 
@@ -36,29 +37,33 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 @njit(cache=True, inline="always")
 def _mix64(z):
     """splitmix64 finaliser: a bijection of 64-bit integers with good avalanche."""
-    z = (z ^ (z >> uint64(30))) * _MUL1
-    z = (z ^ (z >> uint64(27))) * _MUL2
-    return z ^ (z >> uint64(31))
+    z = (z ^ (z >> np.uint64(30))) * _MUL1
+    z = (z ^ (z >> np.uint64(27))) * _MUL2
+    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True)
-def _countsketch_leaf(vals, cols, key, table, scale, out):
+def _countsketch_leaf(vals, cols, key, codes, scale, out):
     """``out = scale * C x`` for the sparse row ``x = (vals, cols)``; ``out`` is zeroed first.
 
-    The sign is the top bit of ``mix(col + key)``; the bucket comes from ``table`` when it
-    is not empty (an injection of the columns), else from the low 32 bits.
+    With a non-empty ``codes`` table, column ``c`` goes to bucket ``codes[c]`` with sign +1
+    or to ``~codes[c]`` with sign -1.  Otherwise both come from ``mix(c + key)``: the
+    sign from its top bit, the bucket from its low 32 bits.
     """
     width = out.shape[0]
     out[:] = 0
-    use_table = table.shape[0] > 0
+    if codes.shape[0] > 0:
+        for k in range(vals.shape[0]):
+            b = codes[cols[k]]
+            if b >= 0:
+                out[b] += scale * vals[k]
+            else:
+                out[~b] -= scale * vals[k]
+        return
     for k in range(vals.shape[0]):
-        c = cols[k]
-        h = _mix64(uint64(c) + key)
-        if use_table:
-            b = table[c]
-        else:
-            b = np.int64(((h & _LOW32) * uint64(width)) >> uint64(32))
-        if h >> uint64(63):
+        h = _mix64(np.uint64(cols[k]) + key)
+        b = np.int64(((h & _LOW32) * np.uint64(width)) >> np.uint64(32))
+        if h >> np.uint64(63):
             out[b] += scale * vals[k]
         else:
             out[b] -= scale * vals[k]
@@ -80,11 +85,11 @@ def _tensor_srht(a, b, sign, idx, out, buf_a, buf_b):
 
 
 @njit(cache=True)
-def _block_row(vals, cols, deg, width, leaf0, node0, leaf_keys, leaf_tables, node_signs,
+def _block_row(vals, cols, deg, width, leaf0, node0, leaf_keys, leaf_codes, node_signs,
                node_idx, cur, buf_a, buf_b, out):
     """Degree-``deg >= 2`` PolySketch of one row into ``out`` (length m_j)."""
     for l in range(deg):
-        _countsketch_leaf(vals, cols, leaf_keys[leaf0 + l], leaf_tables[leaf0 + l], 1.0,
+        _countsketch_leaf(vals, cols, leaf_keys[leaf0 + l], leaf_codes[leaf0 + l], 1.0,
                           cur[l, :width])
     count = deg
     node = node0
@@ -102,7 +107,7 @@ def _block_row(vals, cols, deg, width, leaf0, node0, leaf_keys, leaf_tables, nod
 
 @njit(cache=True)
 def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_node0,
-              leaf_keys, leaf_tables, node_signs, node_idx, normalize, cur, buf_a, buf_b,
+              leaf_keys, leaf_codes, node_signs, node_idx, normalize, cur, buf_a, buf_b,
               out):
     """All blocks of a polynomial map for one row (see module docstring)."""
     for k in range(blk_deg.shape[0]):
@@ -112,11 +117,11 @@ def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, b
             o[0] = 1.0
             continue
         if deg == 1:
-            _countsketch_leaf(vals, cols, leaf_keys[blk_leaf0[k]], leaf_tables[blk_leaf0[k]],
+            _countsketch_leaf(vals, cols, leaf_keys[blk_leaf0[k]], leaf_codes[blk_leaf0[k]],
                               1.0, o)
         else:
             _block_row(vals, cols, deg, blk_w[k], blk_leaf0[k], blk_node0[k], leaf_keys,
-                       leaf_tables, node_signs, node_idx, cur, buf_a, buf_b, o)
+                       leaf_codes, node_signs, node_idx, cur, buf_a, buf_b, o)
         scale = blk_coef[k]
         if normalize:
             sq = 0.0
@@ -140,7 +145,7 @@ def _n_blocks(n):
 
 @njit(parallel=True, cache=True)
 def poly_map_csr(data, indices, indptr, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0,
-                 blk_node0, leaf_keys, leaf_tables, node_signs, node_idx, normalize, out):
+                 blk_node0, leaf_keys, leaf_codes, node_signs, node_idx, normalize, out):
     """Polynomial map of every CSR row (``indptr`` may be a slice; offsets absolute).
 
     ``out`` has shape (n_rows, total width); rows are independent and computed by the
@@ -160,13 +165,13 @@ def poly_map_csr(data, indices, indptr, blk_deg, blk_off, blk_m, blk_w, blk_coef
             lo = indptr[i]
             hi = indptr[i + 1]
             _poly_row(data[lo:hi], indices[lo:hi], blk_deg, blk_off, blk_m, blk_w, blk_coef,
-                      blk_leaf0, blk_node0, leaf_keys, leaf_tables, node_signs, node_idx,
+                      blk_leaf0, blk_node0, leaf_keys, leaf_codes, node_signs, node_idx,
                       normalize, cur, buf_a, buf_b, out[i])
 
 
 @njit(parallel=True, cache=True)
 def poly_map_dense(X, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_node0,
-                   leaf_keys, leaf_tables, node_signs, node_idx, normalize, out):
+                   leaf_keys, leaf_codes, node_signs, node_idx, normalize, out):
     """:func:`poly_map_csr` for the rows of a dense matrix (all columns are read)."""
     n = X.shape[0]
     cols = np.arange(X.shape[1])
@@ -181,5 +186,5 @@ def poly_map_dense(X, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_n
         buf_b = np.empty(w_max, dtype=out.dtype)
         for i in range(start, stop):
             _poly_row(X[i], cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0,
-                      blk_node0, leaf_keys, leaf_tables, node_signs, node_idx, normalize,
+                      blk_node0, leaf_keys, leaf_codes, node_signs, node_idx, normalize,
                       cur, buf_a, buf_b, out[i])

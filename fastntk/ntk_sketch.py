@@ -53,6 +53,10 @@ _TREE_VARIANCE = 2.0
 
 _TINY = 1e-30
 
+# Widest input whose CountSketch codes are stored (int32, one row per leaf) rather than
+# hashed on the fly.
+_MAX_TABLE_FEATURES = 2048
+
 # Bytes of working memory per batch (features and intermediate blocks).
 _BATCH_BYTES = 64 * 2**20
 
@@ -133,15 +137,17 @@ class _PolynomialSketch:
         self.blk_node0 = np.array(self.blk_node0, dtype=np.int64)
         n_leaves = len(leaf_widths)
         self.leaf_keys = rng.randint(0, 2**63, size=max(n_leaves, 1), dtype=np.uint64)
-        # Small inputs get stored balanced hashes: injective (an exact signed isometry)
-        # when the leaf is at least as wide as the input, even bucket loads otherwise.
-        use_tables = n_leaves > 0 and n_features <= max(leaf_widths)
-        self.leaf_tables = np.zeros((max(n_leaves, 1), n_features if use_tables else 0),
-                                    dtype=np.int64)
+        # Inputs up to _MAX_TABLE_FEATURES wide get stored codes (cheaper than hashing),
+        # balanced: injective (an exact signed isometry) when the leaf is at least as wide
+        # as the input, even bucket loads otherwise.
+        use_tables = n_leaves > 0 and n_features <= _MAX_TABLE_FEATURES
+        self.leaf_codes = np.zeros((max(n_leaves, 1), n_features if use_tables else 0),
+                                   dtype=np.int32)
         if use_tables:
             for leaf, width in enumerate(leaf_widths):
-                perm = rng.permutation(max(width, n_features))[:n_features]
-                self.leaf_tables[leaf] = perm % width
+                buckets = rng.permutation(max(width, n_features))[:n_features] % width
+                negative = rng.randint(0, 2, size=n_features).astype(bool)
+                self.leaf_codes[leaf] = np.where(negative, ~buckets, buckets)
         w_max = max([w for w, _ in node_widths], default=1)
         self.node_signs = np.ones((max(len(node_widths), 1), 2, w_max), dtype=np.int8)
         self.node_idx = np.zeros((max(len(node_widths), 1), 2, w_max), dtype=np.int64)
@@ -154,7 +160,7 @@ class _PolynomialSketch:
         """Sketch the rows of ``X`` (unit norm; CSR or dense) into ``out`` in place."""
         args = (self.blk_deg, self.blk_off, self.blk_m, self.blk_w,
                 self.blk_coef.astype(out.dtype), self.blk_leaf0, self.blk_node0,
-                self.leaf_keys, self.leaf_tables, self.node_signs.astype(out.dtype),
+                self.leaf_keys, self.leaf_codes, self.node_signs.astype(out.dtype),
                 self.node_idx, True, out)
         if sp.issparse(X):
             poly_map_csr(X.data, X.indices, X.indptr, *args)
@@ -390,7 +396,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                           dtype=(np.float64, np.float32), order="C", reset=False)
         if sp.issparse(X):
             X = _canonical_csr(sp.csr_matrix(X))
-        n_threads = _effective_n_threads(self.n_jobs)
+        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.n_components * self.degree)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         step = self._batch_size()
         with _numba_threads(n_threads):
