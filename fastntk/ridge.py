@@ -65,6 +65,32 @@ _EXACT_KERNELS = ("exact", "exact-cntk")
 # --------------------------------------------------------------------------------------
 # Linear algebra shared by both paths
 # --------------------------------------------------------------------------------------
+#: Widest Gram block handed to one BLAS ``dsyrk`` call; wider Grams are updated by blocks.
+_SYRK_BLOCK = 4096
+
+
+def _add_gram(gram, Z):
+    """``gram += Z^T Z`` on the upper triangle (``gram`` Fortran-ordered, ``Z`` (k, N)).
+
+    One ``dsyrk`` call when ``N <= _SYRK_BLOCK``; otherwise row blocks of ``_SYRK_BLOCK``:
+    the diagonal-and-right part of each block row by a matrix product (the last one a
+    ``dsyrk`` of at most ``_SYRK_BLOCK`` columns).  Reason: the AVX-512 OpenBLAS ``dsyrk``
+    (also behind ``Z.T @ Z`` in NumPy) segfaults at N = 16384 with k >= 1024, measured on
+    scipy-openblas 0.3.31, while general matrix products and narrower ``dsyrk`` calls do
+    not; the flop count is the same.
+    """
+    n_cols = gram.shape[0]
+    if n_cols <= _SYRK_BLOCK:
+        # pass whichever of Z, Z.T is Fortran-ordered, so that dsyrk reads it without a copy
+        if Z.flags.f_contiguous:
+            return dsyrk(1.0, Z, beta=1.0, c=gram, trans=1, overwrite_c=1)
+        return dsyrk(1.0, np.ascontiguousarray(Z).T, beta=1.0, c=gram, overwrite_c=1)
+    for start in range(0, n_cols, _SYRK_BLOCK):
+        stop = min(start + _SYRK_BLOCK, n_cols)
+        gram[start:stop, start:] += Z[:, start:stop].T @ Z[:, start:]
+    return gram
+
+
 def _eigh_psd(gram):
     """Eigenpairs of a symmetric PSD matrix held in its upper triangle (overwritten).
 
@@ -216,8 +242,7 @@ class _PrimalStatistics:
         weighted_y = Y * sample_weight[:, None]
         self.cross += phi.T @ weighted_y
         phi *= np.sqrt(sample_weight)[:, None]
-        # phi.T is Fortran-ordered: dsyrk reads it without a copy and updates gram in place
-        self.gram = dsyrk(1.0, phi.T, beta=1.0, c=self.gram, overwrite_c=1)
+        self.gram = _add_gram(self.gram, phi)
 
     def centred(self, copy):
         """Centred Gram (upper triangle), cross products, target sum of squares and means."""
@@ -381,7 +406,7 @@ class _BaseNTKRidge(BaseEstimator):
                     else np.zeros(phi.shape[1]))
         y_mean, target_c = _centre_weighted_target(Y, sample_weight, self.fit_intercept)
         centred = (phi - phi_mean) * np.sqrt(sample_weight)[:, None]
-        gram = dsyrk(1.0, centred.T, trans=1)      # upper triangle of A A^T, no copy
+        gram = _add_gram(np.zeros((X.shape[0], X.shape[0]), order="F"), centred.T)
         self._note_eigh(gram.shape[0])
         dual, best, scores = _solve_dual(gram, target_c, alphas, n_fixed, sw)
         weights = centred.T @ dual                  # w = A^T z

@@ -262,3 +262,23 @@ def _expected_failures(estimator):
                          expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_blocked_gram_update_equals_single_call(monkeypatch):
+    # the block path (used above 4096 columns to dodge an OpenBLAS dsyrk crash) on small sizes
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((13, 23))
+    single = ridge_module._add_gram(np.zeros((23, 23), order="F"), Z)
+    monkeypatch.setattr(ridge_module, "_SYRK_BLOCK", 5)
+    blocked = ridge_module._add_gram(np.zeros((23, 23), order="F"), Z)
+    blocked_f = ridge_module._add_gram(np.zeros((23, 23), order="F"), np.asfortranarray(Z))
+    np.testing.assert_allclose(np.triu(blocked), np.triu(Z.T @ Z), rtol=1e-12)
+    np.testing.assert_allclose(np.triu(single), np.triu(blocked), rtol=1e-12)
+    np.testing.assert_allclose(np.triu(blocked_f), np.triu(blocked), rtol=1e-12)
+    X, y = _data(n=40, d=9)
+    for solver in ("primal", "dual"):
+        model = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver=solver).fit(X, y)
+        monkeypatch.setattr(ridge_module, "_SYRK_BLOCK", 4)
+        blocked_model = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver=solver).fit(X, y)
+        monkeypatch.setattr(ridge_module, "_SYRK_BLOCK", 4096)
+        np.testing.assert_allclose(blocked_model.coef_, model.coef_, rtol=1e-9)
