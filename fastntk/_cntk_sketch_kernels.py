@@ -181,20 +181,26 @@ def signed_window_sum(feat, in_h, in_w, weights, q, offset, out_h, out_w, out):
 # ---------------------------------------------------------------------------
 @njit(cache=True)
 def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_right, scale,
-               prev, cur, tl, tr, buf, q):
+               prev, cur, tl, buf, q):
     """All PolySketch degrees 1..degree of one unit vector from its transform ``t0``.
 
     The leaves are the input itself (its width is already at most ``m``), so the
     leaves' parents sample the one transform ``t0 = H D_0 u`` directly:
     ``scale * t0[a] * t0[b]`` (both leaves fed with ``u``) or ``scale * t0[a] * e0``
     (right leaf fed with ``e_1``, whose transform is the constant ``e0 = D_0[0]``).
-    Higher nodes are TensorSRHTs of their children (DESIGN.md 3).  Degree ``j`` feeds
-    ``u`` to the first ``j`` leaves and ``e_1`` to the others, so a node over leaves
-    ``[s, s + w)`` takes ``r = clip(j - s, 0, w)`` copies of ``u``; variant ``r = 0`` is a
-    constant (precomputed in ``const_right``) and each non-constant variant is computed
-    once and shared by all the degrees that need it.  Every pair of children uses its
-    own sampled coordinates, so children are independent given the signs and each
-    degree is unbiased: ``E <Q^j(u), Q^j(v)> = <u, v>^j``.
+    A higher node combines its children ``l``, ``r`` (sketches of width ``m``) as
+    ``(H D l)[idx] * r``: a TensorSRHT whose right factor is used as it is, which stays
+    unbiased because ``E_idx[(H D l)_idx (H D l')_idx] = <l, l'>`` for any ``r``
+    (``sum_k r_k r'_k = <r, r'>``), and loses little variance because ``r`` is itself a
+    product of sampled Hadamard coordinates, spread evenly over its coordinates.
+
+    Degree ``j`` feeds ``u`` to the first ``j`` leaves and ``e_1`` to the others, so a
+    node over leaves ``[s, s + w)`` takes ``r = clip(j - s, 0, w)`` copies of ``u``;
+    variant ``r = 0`` is a constant (the right ones are precomputed in
+    ``const_right``) and each non-constant variant is computed once and shared by all
+    the degrees that need it.  Every node samples its own coordinates, so children are
+    independent given the signs and each degree is unbiased:
+    ``E <Q^j(u), Q^j(v)> = <u, v>^j``.
 
     Writes ``Q^j`` into ``q[j]`` for j = 1..degree.
     """
@@ -204,15 +210,17 @@ def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_r
     for i in range(n_nodes):
         r_max = min(2, max(0, degree - 2 * i))
         a = leaf_idx[i, 0]
-        if r_max >= 1:
-            row = prev[3 * i + 1]
-            for k in range(m):
-                row[k] = scale * e0 * t0[a[k]]
+        b = leaf_idx[i, 1]
+        one = prev[3 * i + 1]
+        two = prev[3 * i + 2]
         if r_max == 2:
-            b = leaf_idx[i, 1]
-            row = prev[3 * i + 2]
             for k in range(m):
-                row[k] = scale * t0[a[k]] * t0[b[k]]
+                ta = scale * t0[a[k]]
+                one[k] = e0 * ta
+                two[k] = ta * t0[b[k]]
+        elif r_max == 1:
+            for k in range(m):
+                one[k] = scale * e0 * t0[a[k]]
     w = 2  # leaves under each child of the next level
     g = 0  # index of the current node in node_signs / node_idx / const_right
     while w < n_leaves:
@@ -222,18 +230,14 @@ def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_r
             left = 2 * i * (w + 1)
             right = (2 * i + 1) * (w + 1)
             for r in range(1, min(w, r_max) + 1):
-                _sampled_transform(prev[left + r], node_signs[g, 0], node_idx[g, 0], buf,
-                                   tl[r - 1])
-            for r in range(1, r_max - w + 1):
-                _sampled_transform(prev[right + r], node_signs[g, 1], node_idx[g, 1], buf,
-                                   tr[r - 1])
+                _sampled_transform(prev[left + r], node_signs[g], node_idx[g], buf, tl[r - 1])
             for r in range(1, r_max + 1):
                 r_left = min(r, w)
                 a = tl[r_left - 1]
-                bb = tr[r - r_left - 1] if r > w else const_right[g]
+                bb = prev[right + r - r_left] if r > w else const_right[g]
                 row = cur[i * (2 * w + 1) + r]
                 for k in range(m):
-                    row[k] = scale * a[k] * bb[k]
+                    row[k] = a[k] * bb[k]
             g += 1
         prev, cur = cur, prev
         w *= 2
@@ -246,7 +250,7 @@ def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_r
 @njit(parallel=True, cache=True)
 def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_idx,
                       const_right, degree, n_leaves, k1_weights, k0_weights, psi_signs,
-                      psi_idx, kdot_signs, kdot_idx, prod_weights, k_weights, kphi_out, t_out, n_blocks):
+                      psi_idx, prod_weights, k_weights, kphi_out, t_out, n_blocks):
     """One ReLU layer of the CNTK sketch for every pixel of a batch.
 
     For each pixel, with ``N`` its exact diagonal ``Sigma_{p,p}``, ``u = phi / sqrt(N)``
@@ -255,33 +259,32 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
 
         kphi = sqrt(N) sum_j k1_weights[j] * Q^j     features of K = sqrt(N N') k1(rho)
         kdot =         sum_j k0_weights[j] * Q^j     features of KDot = k0(rho)
-        t    = prod_weights * (H D psi)[psi_idx] * (H D kdot)[kdot_idx] + k_weights * kphi
+        t    = prod_weights * (H D psi)[psi_idx] * kdot + k_weights * kphi
 
     ``k1_weights[j]`` is ``sqrt(c_j)`` times independent random signs, which reduces the
     direct sum ``(+)_j sqrt(c_j) Q^j`` to width ``m`` without bias; likewise ``t`` is the
-    signed sum of the TensorSRHT of ``psi (x) kdot`` (features of ``Theta * KDot``) and
-    ``kphi`` (``prod_weights`` carries the TensorSRHT's ``1/sqrt(m)``).  A pixel whose
-    diagonal is 0 has ``Sigma = Theta = 0`` against every pixel: its outputs are 0.
+    signed sum of the features of ``Theta * KDot`` (a one-sided TensorSRHT of
+    ``psi (x) kdot``, see :func:`_poly_tree`) and of ``K``.  A pixel whose diagonal is 0
+    has ``Sigma = Theta = 0`` against every pixel: its outputs are 0.
 
     Parameters
     ----------
     phi, psi : ndarray of shape (n_pixels, d)
-        Features of Sigma and Theta at this layer (``d <= n_pad``).
+        Features of Sigma and Theta at this layer.
     norms : ndarray of shape (n_pixels,)
         Exact diagonals ``N_p``.
     leaf_signs : ndarray of shape (d,)
     leaf_idx : ndarray of shape (n_leaves // 2, 2, m), values in ``[0, pow2(d))``
-    node_signs, node_idx : ndarray of shape (n_leaves // 2 - 1, 2, m)
-        Nodes above the leaves' parents, level by level; coordinates in ``[0, pow2(m))``.
+    node_signs : ndarray of shape (n_leaves // 2 - 1, m)
+    node_idx : ndarray of shape (n_leaves // 2 - 1, m), values in ``[0, pow2(m))``
+        Nodes above the leaves' parents, level by level, root last.
     const_right : ndarray of shape (n_leaves // 2 - 1, m)
-        Sampled transform of each such node's constant right child.
+        Constant (all-``e_1``) output of each such node's right child.
     degree, n_leaves : int
         Polynomial degree ``p`` and ``max(2, 2**ceil(log2(p)))``.
     k1_weights, k0_weights : ndarray of shape (degree + 1, m)
     psi_signs : ndarray of shape (d,)
     psi_idx : ndarray of shape (m,), values in ``[0, pow2(d))``
-    kdot_signs : ndarray of shape (m,)
-    kdot_idx : ndarray of shape (m,), values in ``[0, pow2(m))``
     prod_weights, k_weights : ndarray of shape (m,)
     kphi_out, t_out : ndarray of shape (n_pixels, m), overwritten
     n_blocks : int
@@ -300,7 +303,6 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
     scale = 1.0 / math.sqrt(m)
     e0 = leaf_signs[0]
     n_rows = n_leaves + n_leaves // 2
-    half = n_leaves // 2
     for blk in prange(n_blocks):
         start, stop = _block_bounds(n, n_blocks, blk)
         u = np.empty(d, dtype=kphi_out.dtype)
@@ -308,12 +310,9 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
         buf_m = np.empty(pad_m, dtype=kphi_out.dtype)
         prev = np.empty((n_rows, m), dtype=kphi_out.dtype)
         cur = np.empty((n_rows, m), dtype=kphi_out.dtype)
-        tl = np.empty((half, m), dtype=kphi_out.dtype)
-        tr = np.empty((half, m), dtype=kphi_out.dtype)
+        tl = np.empty((n_leaves // 2, m), dtype=kphi_out.dtype)
         q = np.empty((degree + 1, m), dtype=kphi_out.dtype)
-        kdot = np.empty(m, dtype=kphi_out.dtype)
         psi_t = np.empty(m, dtype=kphi_out.dtype)
-        kdot_t = np.empty(m, dtype=kphi_out.dtype)
         for k in range(m):
             q[0, k] = scale
         for p in range(start, stop):
@@ -330,19 +329,16 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
                 u[k] = inv * phi[p, k]
             _transform(u, leaf_signs, buf_d)
             _poly_tree(buf_d, e0, degree, n_leaves, leaf_idx, node_signs, node_idx,
-                       const_right, scale, prev, cur, tl, tr, buf_m, q)
+                       const_right, scale, prev, cur, tl, buf_m, q)
+            _sampled_transform(psi[p], psi_signs, psi_idx, buf_d, psi_t)
             for k in range(m):
-                a = 0.0
-                b = 0.0
-                for j in range(degree + 1):
+                a = k1_weights[0, k] * q[0, k]
+                b = k0_weights[0, k] * q[0, k]
+                for j in range(1, degree + 1):
                     a += k1_weights[j, k] * q[j, k]
                     b += k0_weights[j, k] * q[j, k]
                 kphi[k] = root * a
-                kdot[k] = b
-            _sampled_transform(psi[p], psi_signs, psi_idx, buf_d, psi_t)
-            _sampled_transform(kdot, kdot_signs, kdot_idx, buf_m, kdot_t)
-            for k in range(m):
-                t[k] = prod_weights[k] * psi_t[k] * kdot_t[k] + k_weights[k] * kphi[k]
+                t[k] = prod_weights[k] * psi_t[k] * b + k_weights[k] * kphi[k]
 
 
 @njit(cache=True)
@@ -350,13 +346,12 @@ def tree_constants(node_signs, node_idx, n_leaves, m):
     """``const_right`` of :func:`relu_sketch_layer`: the tree fed with ``e_1`` only.
 
     The leaves' parents then output the flat vector ``1/sqrt(m)`` (``e0^2 = 1``); every
-    higher node outputs ``scale * (H D_l c_left)[idx_l] * (H D_r c_right)[idx_r]``.
+    higher node outputs ``(H D c_left)[idx] * c_right``.
 
     Returns
     -------
     ndarray of shape (n_leaves // 2 - 1, m), float64
     """
-    scale = 1.0 / math.sqrt(m)
     pad_m = 1
     while pad_m < m:
         pad_m *= 2
@@ -364,18 +359,17 @@ def tree_constants(node_signs, node_idx, n_leaves, m):
     left = np.empty(m)
     out = np.empty((node_signs.shape[0], m))
     n_nodes = n_leaves // 2
-    level = np.full((n_nodes, m), scale)
+    level = np.full((n_nodes, m), 1.0 / math.sqrt(m))
     g = 0
     while n_nodes > 1:
         n_nodes //= 2
         nxt = np.empty((n_nodes, m))
         for i in range(n_nodes):
-            _sampled_transform(level[2 * i], node_signs[g, 0].astype(np.float64),
-                               node_idx[g, 0], buf, left)
-            _sampled_transform(level[2 * i + 1], node_signs[g, 1].astype(np.float64),
-                               node_idx[g, 1], buf, out[g])
+            _sampled_transform(level[2 * i], node_signs[g].astype(np.float64), node_idx[g],
+                               buf, left)
+            out[g] = level[2 * i + 1]
             for k in range(m):
-                nxt[i, k] = scale * left[k] * out[g, k]
+                nxt[i, k] = left[k] * out[g, k]
             g += 1
         level = nxt
     return out

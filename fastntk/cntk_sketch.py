@@ -295,8 +295,8 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         n_leaves = max(2, _next_pow2(p))
         pad_d, pad_m = _next_pow2(width), _next_pow2(m)
         n_nodes = n_leaves // 2 - 1  # nodes above the leaves' parents
-        node_signs = _signs(rng, (n_nodes, 2, m))
-        node_idx = _coordinates(rng, pad_m, m, (n_nodes, 2))
+        node_signs = _signs(rng, (n_nodes, m))
+        node_idx = _coordinates(rng, pad_m, m, (n_nodes,))
         return {
             "leaf_signs": _signs(rng, width),
             "leaf_idx": _coordinates(rng, pad_d, m, (n_leaves // 2, 2)),
@@ -308,9 +308,7 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             "k0_weights": np.sqrt(self.k0_coef_)[:, None] * _signs(rng, (p + 1, m)),
             "psi_signs": _signs(rng, width),
             "psi_idx": _coordinates(rng, pad_d, m),
-            "kdot_signs": _signs(rng, m),
-            "kdot_idx": _coordinates(rng, pad_m, m),
-            "prod_weights": _signs(rng, m) / math.sqrt(m),
+            "prod_weights": _signs(rng, m),
             "k_weights": _signs(rng, m),
         }
 
@@ -351,8 +349,8 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         return (
             cast("leaf_signs"), layer["leaf_idx"], cast("node_signs"), layer["node_idx"],
             cast("const_right"), self.degree, layer["n_leaves"], cast("k1_weights"),
-            cast("k0_weights"), cast("psi_signs"), layer["psi_idx"], cast("kdot_signs"),
-            layer["kdot_idx"], cast("prod_weights"), cast("k_weights"),
+            cast("k0_weights"), cast("psi_signs"), layer["psi_idx"], cast("prod_weights"),
+            cast("k_weights"),
         )
 
     def _transform_batch(self, images, layers, convs, pool, out):
