@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from .leverage import sample_leverage_weights
-from .sketches import CountSketch, TensorSRHT
+from .sketches import CountSketch, TensorSRHT, unpack_codes
 
 __all__ = ["NTKRandomFeatures"]
 
@@ -272,17 +272,34 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         # threadpoolctl costs tens of milliseconds a call: only use it when asked to
         limits = nullcontext() if self.n_jobs is None else threadpool_limits(
             limits=_n_threads(self.n_jobs), user_api="blas")
+        codes = None
+        if self.input_sketch_ is not None and sp.issparse(X):
+            codes = unpack_codes(self.input_sketch_.codes_[:, 0])
         with limits:
             for start in range(0, X.shape[0], _BLOCK_ROWS):
                 stop = min(start + _BLOCK_ROWS, X.shape[0])
-                out[start:stop] = self._transform_block(X[start:stop])[: stop - start]
+                out[start:stop] = self._transform_block(X[start:stop], codes)[: stop - start]
         return out
 
-    def _transform_block(self, X):
-        """Features of at most ``_BLOCK_ROWS`` rows, as ``_BLOCK_ROWS`` float64 rows."""
+    def _sketch_input(self, X, codes):
+        """The input CountSketch; sparse rows stay sparse (nnz(Cx) <= nnz(x))."""
+        if codes is None:
+            return self.input_sketch_.transform(X)
+        buckets, signs = codes
+        sketched = sp.csr_matrix((X.data * signs[X.indices], buckets[X.indices], X.indptr),
+                                 shape=(X.shape[0], self.input_sketch_.n_components))
+        sketched.sum_duplicates()
+        return sketched
+
+    def _transform_block(self, X, codes):
+        """Features of at most ``_BLOCK_ROWS`` rows, as ``_BLOCK_ROWS`` float64 rows.
+
+        ``codes`` are the unpacked (buckets, signs) of the input CountSketch for sparse
+        input, else None.
+        """
         X = _pad_rows(X.astype(np.float64), _BLOCK_ROWS)
         if self.input_sketch_ is not None:
-            X = self.input_sketch_.transform(X)
+            X = self._sketch_input(X, codes)
         m = self.n_arccos_
         step_scale = np.sqrt(2.0 / m)
         phi = psi = X
