@@ -1,0 +1,503 @@
+"""The ``fastntk`` command line: ``demo``, ``fit`` and ``predict``.
+
+Data formats (chosen by the file name; anything not listed is read as svmlight)
+-----------------------------------------------------------------------------
+svmlight / libsvm
+    ``label index:value ...``, the label in the file.  Indices may be one-based (libsvm's
+    convention) or zero-based (scikit-learn's ``dump_svmlight_file``): a training file that
+    uses index 0 is zero-based, otherwise one-based, and ``predict`` reads with the base the
+    model was trained with.  ``.gz`` / ``.bz2`` compression is understood.
+.csv
+    Comma-separated numbers, one row per sample, the label in the FIRST column (the libsvm
+    convention); a header line is skipped when its first field is not a number.
+.npy
+    A 2-D array, the label in the first column.
+.npz
+    A ``scipy.sparse.save_npz`` matrix with the label in the first column, or an ``np.savez``
+    archive holding ``X`` (and ``y`` for labels).
+
+For ``predict``, a CSV/NPY/NPZ file may carry the label column or not: its width tells
+(``n_features`` + 1 or ``n_features`` columns).  When labels are present the test metric is
+printed.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._version import __version__
+
+_MODELS = ("ntk-sketch", "ntk-rf", "cntk-sketch", "exact")
+_SVMLIGHT_TOKEN_ERRORS = (ValueError, IndexError)
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported in one line without a traceback."""
+
+
+# --------------------------------------------------------------------------------------
+# Reading data
+# --------------------------------------------------------------------------------------
+def _kind(path):
+    name = path.name.lower()
+    for suffix in (".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    for kind in ("csv", "npy", "npz"):
+        if name.endswith("." + kind):
+            return kind
+    return "svmlight"
+
+
+def read_data(path, n_features=None, zero_based=None):
+    """Read ``(X, y, zero_based)`` from ``path``; ``y`` is None when the file has no labels.
+
+    ``n_features`` (known at predict time) fixes the width: svmlight rows are padded to it,
+    and a CSV/NPY/NPZ file of width ``n_features + 1`` is read as label + features.
+    ``zero_based`` (svmlight only) is None to detect it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    kind = _kind(path)
+    if kind == "svmlight":
+        return _read_svmlight(path, n_features, zero_based)
+    if kind == "csv":
+        table = _read_csv(path)
+    elif kind == "npy":
+        table = _read_npy(path)
+    else:
+        table, y = _read_npz(path)
+        if y is not None:
+            return _check_width(path, table, n_features), y, None
+    return _split_label(path, table, n_features) + (None,)
+
+
+def _read_svmlight(path, n_features, zero_based):
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        X, y = load_svmlight_file(str(path), zero_based=True, dtype=np.float64)
+    except _SVMLIGHT_TOKEN_ERRORS as exc:
+        raise CommandError(_describe_svmlight_error(path, exc)) from None
+    if zero_based is None:
+        zero_based = X.shape[1] > 0 and X[:, 0].nnz > 0
+    if not zero_based:
+        if X.shape[1] > 0 and X[:, 0].nnz > 0:
+            raise CommandError(f"{path}: uses feature index 0, but the model was trained on "
+                               f"one-based (libsvm) indices")
+        X = X[:, 1:] if X.shape[1] > 0 else X
+    if n_features is not None:
+        if X.shape[1] > n_features:
+            raise CommandError(f"{path}: wrong width: feature index {X.shape[1]} found, the "
+                               f"model expects {n_features} features")
+        X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n_features))
+    return X, y, bool(zero_based)
+
+
+def _describe_svmlight_error(path, exc):
+    """Name the first line that does not parse as ``label index:value ...``."""
+    if path.suffix in (".gz", ".bz2"):
+        return f"{path}: malformed svmlight file ({exc})"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            tokens = line.split("#", 1)[0].split()
+            if not tokens:
+                continue
+            try:
+                [float(label) for label in tokens[0].split(",")]
+                for token in tokens[1:]:
+                    index, value = token.split(":")
+                    if index != "qid":
+                        int(index)
+                    float(value)
+            except _SVMLIGHT_TOKEN_ERRORS:
+                shown = line.strip()
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                return f"{path}, line {number}: malformed svmlight line: {shown!r}"
+    return f"{path}: malformed svmlight file ({exc})"
+
+
+def _read_csv(path):
+    opener = open
+    if path.suffix in (".gz", ".bz2"):
+        import bz2
+        import gzip
+        opener = gzip.open if path.suffix == ".gz" else bz2.open
+    with opener(path, "rt") as f:
+        first = f.readline()
+    try:
+        float(first.split(",")[0])
+        skip = 0
+    except ValueError:
+        skip = 1
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+    return table
+
+
+def _read_npy(path):
+    try:
+        table = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"{path}: not a readable .npy file ({exc})") from None
+    if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
+        raise CommandError(f"{path}: expected a 2-D numeric array, got shape {table.shape} "
+                           f"and dtype {table.dtype}")
+    return table.astype(np.float64, copy=False)
+
+
+def _read_npz(path):
+    """A save_npz matrix (label first column) or an np.savez archive with X [and y]."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"{path}: not a readable .npz file ({exc})") from None
+    with archive:
+        if "indptr" in archive.files or "row" in archive.files:
+            return sp.load_npz(path).tocsr().astype(np.float64), None
+        if "X" not in archive.files:
+            raise CommandError(f"{path}: expected a scipy.sparse.save_npz matrix or arrays "
+                               f"named X (and y), found {archive.files}")
+        X = archive["X"].astype(np.float64)
+        y = archive["y"] if "y" in archive.files else None
+    if y is not None and y.shape[0] != X.shape[0]:
+        raise CommandError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+    return X, (y if y is not None else None)
+
+
+def _check_width(path, X, n_features):
+    if n_features is not None and X.shape[1] != n_features:
+        raise CommandError(f"{path}: wrong width: {X.shape[1]} features, the model expects "
+                           f"{n_features}")
+    return X
+
+
+def _split_label(path, table, n_features):
+    """Label = first column, unless the width shows there is none (predict time)."""
+    if n_features is not None and table.shape[1] == n_features:
+        return table, None
+    if n_features is not None and table.shape[1] != n_features + 1:
+        raise CommandError(f"{path}: wrong width: {table.shape[1]} columns, the model expects "
+                           f"{n_features} features (plus an optional label in the first column)")
+    if table.shape[1] < 2:
+        raise CommandError(f"{path}: needs a label column and at least one feature column")
+    y = table[:, 0].toarray().ravel() if sp.issparse(table) else table[:, 0]
+    return table[:, 1:], np.asarray(y, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------
+def _import_feature_map(class_name, model):
+    import fastntk
+
+    try:
+        return getattr(fastntk, class_name)
+    except (ImportError, AttributeError) as exc:
+        raise CommandError(f"--model {model} needs fastntk.{class_name}, which is not "
+                           f"available in this installation ({exc})") from None
+
+
+def _parse_image_shape(text, n_features):
+    if text is None:
+        side = int(round(np.sqrt(n_features)))
+        if side * side != n_features:
+            raise CommandError(f"cannot infer the image shape of {n_features} features; "
+                               f"pass --image-shape H,W,C")
+        return side, side, 1
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise CommandError(f"--image-shape must look like 28,28,1, got {text!r}") from None
+    if len(shape) != 3 or int(np.prod(shape)) != n_features:
+        raise CommandError(f"--image-shape {text} does not match {n_features} features")
+    return shape
+
+
+def build_model(args, n_features):
+    """The estimator that ``fastntk fit`` trains, from the parsed arguments."""
+    from .ridge import NTKRidge, NTKRidgeClassifier
+
+    estimator = NTKRidgeClassifier if args.task == "classification" else NTKRidge
+    common = dict(batch_size=args.batch_size, verbose=not args.quiet)
+    if args.alphas:
+        common["alphas"] = tuple(args.alphas)
+    if args.model == "exact":
+        if args.image_shape is not None:
+            shape = _parse_image_shape(args.image_shape, n_features)
+            return estimator("exact-cntk", kernel_params={"depth": args.depth,
+                                                          "image_shape": shape}, **common)
+        return estimator("exact", kernel_params={"depth": args.depth}, **common)
+    params = dict(depth=args.depth, n_components=args.n_components,
+                  random_state=args.random_state)
+    if args.model == "ntk-rf":
+        feature_map = _import_feature_map("NTKRandomFeatures", args.model)(**params)
+    elif args.model == "ntk-sketch":
+        if args.degree is not None:
+            params["degree"] = args.degree
+        feature_map = _import_feature_map("NTKSketch", args.model)(**params)
+    else:
+        if args.degree is not None:
+            params["degree"] = args.degree
+        params["image_shape"] = _parse_image_shape(args.image_shape, n_features)
+        feature_map = _import_feature_map("CNTKSketch", args.model)(**params)
+    return estimator(feature_map, **common)
+
+
+def _metric(task, y_true, y_pred):
+    if task == "classification":
+        return "accuracy", float(np.mean(y_true == y_pred))
+    from sklearn.metrics import r2_score
+
+    rmse = float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+    return "RMSE", rmse, "R2", float(r2_score(y_true, y_pred)) if len(y_true) > 1 else np.nan
+
+
+def _format_metric(values):
+    pairs = zip(values[::2], values[1::2])
+    return ", ".join(f"{name} {value:.4f}" for name, value in pairs)
+
+
+# --------------------------------------------------------------------------------------
+# Sub-commands
+# --------------------------------------------------------------------------------------
+def _info(args, message):
+    if not args.quiet:
+        print(message, flush=True)
+
+
+def cmd_fit(args):
+    from ._persistence import save_model
+
+    X, y, zero_based = read_data(args.train)
+    if y is None:
+        raise CommandError(f"{args.train}: no labels found")
+    if args.task == "classification":
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise CommandError(f"{args.train}: the labels hold a single class ({classes[0]:g}); "
+                               f"classification needs at least two")
+    model = build_model(args, X.shape[1])
+    start = time.perf_counter()
+    model.fit(X, y)
+    elapsed = time.perf_counter() - start
+    metadata = {"task": args.task, "model": args.model, "n_features": X.shape[1],
+                "zero_based": zero_based, "train_file": os.fspath(args.train)}
+    save_model(model, args.out, metadata)
+    _info(args, f"fitted {args.model} ({args.task}) on {X.shape[0]} rows x {X.shape[1]} "
+                f"features in {elapsed:.2f} s; alpha {model.alpha_:.3g}; saved to {args.out}")
+    if args.test is not None:
+        X_test, y_test, _ = read_data(args.test, n_features=X.shape[1], zero_based=zero_based)
+        if y_test is None:
+            raise CommandError(f"{args.test}: no labels found")
+        values = _metric(args.task, y_test, model.predict(X_test))
+        _info(args, f"test ({X_test.shape[0]} rows): {_format_metric(values)}")
+    return 0
+
+
+def cmd_predict(args):
+    from ._persistence import load_model
+
+    if not Path(args.model).is_file():
+        raise CommandError(f"no such file: {args.model}")
+    model, meta = load_model(args.model)
+    X, y, _ = read_data(args.data, n_features=meta["n_features"],
+                        zero_based=meta.get("zero_based"))
+    model.set_params(verbose=not args.quiet)
+    predictions = model.predict(X)
+    if args.out is None:
+        np.savetxt(sys.stdout, predictions, fmt="%.10g")
+    elif str(args.out).endswith(".npy"):
+        np.save(args.out, predictions)
+    else:
+        np.savetxt(args.out, predictions, fmt="%.10g")
+    if y is not None and not args.quiet:
+        values = _metric(meta["task"], y, predictions)
+        print(f"{args.data} ({X.shape[0]} rows): {_format_metric(values)}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args):
+    run_demo(n_components=args.n_components, depth=args.depth, quiet=args.quiet)
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# The demo: feature maps + streaming ridge against exact NTK kernel ridge
+# --------------------------------------------------------------------------------------
+def _shift_images(images, dx):
+    """Copies of (n, H, W) images moved ``dx`` pixels sideways, zero-filled."""
+    shifted = np.zeros_like(images)
+    if dx > 0:
+        shifted[:, :, dx:] = images[:, :, :-dx]
+    else:
+        shifted[:, :, :dx] = images[:, :, -dx:]
+    return shifted
+
+
+def _demo_digits():
+    """scikit-learn's digits: 75/25 split; training images plus copies shifted 1 px."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.25,
+                                                        stratify=y, random_state=0)
+    images = X_train.reshape(-1, 8, 8)
+    X_train = np.vstack([X_train] + [_shift_images(images, dx).reshape(-1, 64)
+                                     for dx in (-1, 1)])
+    y_train = np.concatenate([y_train] * 3)
+    description = (f"digits (8x8 images, 10 classes): {X_train.shape[0]} training rows "
+                   f"({X_train.shape[0] // 3} + copies shifted 1 pixel left and right), "
+                   f"{X_test.shape[0]} test rows")
+    return description, "classification", (X_train, y_train, X_test, y_test)
+
+
+def _demo_diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    description = (f"diabetes (10 features, regression): {X_train.shape[0]} training rows, "
+                   f"{X_test.shape[0]} test rows")
+    return description, "regression", (X_train, y_train, X_test, y_test)
+
+
+def _demo_feature_maps(n_components, depth, images):
+    """(name, transformer) for every NTK feature map this installation provides."""
+    import fastntk
+
+    wanted = [("NTKSketch", {}), ("NTKRandomFeatures", {})]
+    if images:
+        wanted.append(("CNTKSketch", {"image_shape": (8, 8, 1)}))
+    maps = []
+    for name, extra in wanted:
+        try:
+            cls = getattr(fastntk, name)
+        except (ImportError, AttributeError):
+            continue                                # not built yet: leave it out
+        maps.append((name, cls(depth=depth, n_components=n_components, random_state=0,
+                               **extra)))
+    return maps
+
+
+def _run_one(estimator, data, task):
+    """Fit + predict once (after a tiny warm-up, so one-off JIT compilation is not timed)."""
+    X_train, y_train, X_test, y_test = data
+    warm = np.arange(min(30, X_train.shape[0]))
+    estimator.fit(X_train[warm], y_train[warm]).predict(X_test[:2])
+    start = time.perf_counter()
+    estimator.fit(X_train, y_train)
+    predictions = estimator.predict(X_test)
+    elapsed = time.perf_counter() - start
+    if task == "classification":
+        return float(np.mean(predictions == y_test)), elapsed
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y_test, predictions)), elapsed
+
+
+def run_demo(n_components=1024, depth=2, quiet=False, out=None):
+    """Print the demo table: NTK feature maps + NTKRidge against exact NTK kernel ridge."""
+    from .ridge import NTKRidge, NTKRidgeClassifier
+
+    out = out or sys.stdout
+    print(f"fastntk {__version__} demo: ridge on NTK features (GCV over 25 alphas) vs exact "
+          f"NTK kernel ridge, depth {depth}", file=out)
+    print("time = fit + predict, wall clock, one-off JIT compilation excluded", file=out)
+    for load in (_demo_digits, _demo_diabetes):
+        description, task, data = load()
+        estimator = NTKRidgeClassifier if task == "classification" else NTKRidge
+        metric = "accuracy" if task == "classification" else "R2"
+        runs = [("exact NTK", "exact", estimator("exact", kernel_params={"depth": depth}))]
+        runs += [(name, str(n_components), estimator(feature_map))
+                 for name, feature_map in _demo_feature_maps(n_components, depth,
+                                                             task == "classification")]
+        print(f"\n{description}", file=out)
+        print(f"{'method':<20}{'features':>9}{metric:>10}{'time (s)':>10}{'speedup':>9}",
+              file=out, flush=True)
+        exact_time = None
+        for name, width, model in runs:
+            score, elapsed = _run_one(model, data, task)
+            exact_time = exact_time or elapsed
+            print(f"{name:<20}{width:>9}{score:>10.4f}{elapsed:>10.2f}"
+                  f"{exact_time / elapsed:>8.1f}x", file=out, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def make_parser():
+    """The argparse parser of the ``fastntk`` command."""
+    parser = argparse.ArgumentParser(
+        prog="fastntk", description="Neural Tangent Kernel regression and classification "
+        "with sketches and random features, on CPUs.")
+    parser.add_argument("--version", action="version", version=f"fastntk {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="compare the NTK feature maps with exact NTK kernel "
+                          "ridge on data bundled with scikit-learn (no download)")
+    demo.add_argument("--n-components", type=_positive_int, default=1024)
+    demo.add_argument("--depth", type=_positive_int, default=2)
+    demo.add_argument("--quiet", action="store_true", help="print the table only")
+    demo.set_defaults(handler=cmd_demo)
+
+    fit = sub.add_parser("fit", help="train a model and save it",
+                         description=__doc__.split("\n\n", 1)[1],
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit.add_argument("train", type=Path, help="training data (svmlight, .csv, .npy or .npz)")
+    fit.add_argument("--test", type=Path, help="test data: print the test metric")
+    fit.add_argument("--model", choices=_MODELS, default="ntk-sketch")
+    fit.add_argument("--task", choices=("regression", "classification"), required=True)
+    fit.add_argument("--depth", type=_positive_int, default=1, help="hidden layers (default 1)")
+    fit.add_argument("--n-components", type=_positive_int, default=4096,
+                     help="feature dimension (default 4096)")
+    fit.add_argument("--degree", type=_positive_int, default=None,
+                     help="polynomial degree of the sketches (default: the feature map's)")
+    fit.add_argument("--image-shape", default=None, metavar="H,W,C",
+                     help="image shape for cntk-sketch / exact CNTK (default: square, 1 channel)")
+    fit.add_argument("--alphas", type=float, nargs="+", default=None,
+                     help="ridge parameters tried by GCV (default 1e-6 .. 1e6)")
+    fit.add_argument("--batch-size", type=_positive_int, default=4096)
+    fit.add_argument("--random-state", type=int, default=0)
+    fit.add_argument("--out", type=Path, required=True, help="where to save the model")
+    fit.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    fit.set_defaults(handler=cmd_fit)
+
+    predict = sub.add_parser("predict", help="predict with a saved model")
+    predict.add_argument("model", type=Path)
+    predict.add_argument("data", type=Path)
+    predict.add_argument("--out", type=Path, default=None,
+                         help="output file (one prediction a line; .npy for NumPy); "
+                              "default standard output")
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``fastntk`` command; returns the exit status (0 on success)."""
+    args = make_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CommandError, ValueError, OSError, ImportError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"fastntk: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fastntk: interrupted", file=sys.stderr)
+        return 130
