@@ -1,0 +1,75 @@
+"""asv benchmarks of fastntk.ridge: streaming Gram accumulation, the GCV solve, exact ridge.
+
+Features come from a fixed random matrix (a FunctionTransformer), so that what is timed is
+the learner, not a feature map.
+"""
+import numpy as np
+from sklearn.preprocessing import FunctionTransformer
+
+from fastntk.ridge import NTKRidge
+
+
+def _problem(n_samples, n_components, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_components))
+    y = np.tanh(X[:, :10].sum(axis=1)) + 0.1 * rng.standard_normal(n_samples)
+    return X, y
+
+
+class PrimalFit:
+    """fit = n m^2 Gram accumulation (dsyrk / blocks) + one m x m eigendecomposition."""
+
+    params = ([1024, 2048, 4096], [256, 4096])
+    param_names = ["n_components", "batch_size"]
+    timeout = 600
+
+    def setup(self, n_components, batch_size):
+        self.X, self.y = _problem(2 * n_components, n_components)
+
+    def time_fit(self, n_components, batch_size):
+        NTKRidge(FunctionTransformer(), batch_size=batch_size, solver="primal").fit(self.X, self.y)
+
+    def peakmem_fit(self, n_components, batch_size):
+        NTKRidge(FunctionTransformer(), batch_size=batch_size, solver="primal").fit(self.X, self.y)
+
+
+class PartialFit:
+    """Ten partial_fit calls: each accumulates its piece and re-solves."""
+
+    params = [512, 1024]
+    param_names = ["n_components"]
+
+    def setup(self, n_components):
+        self.X, self.y = _problem(4 * n_components, n_components)
+
+    def time_partial_fit_10_pieces(self, n_components):
+        model = NTKRidge(FunctionTransformer())
+        for X, y in zip(np.array_split(self.X, 10), np.array_split(self.y, 10)):
+            model.partial_fit(X, y)
+
+
+class ExactFit:
+    """Exact NTK kernel ridge: n^2 kernel + one n x n eigendecomposition."""
+
+    params = [1000, 2000, 4000]
+    param_names = ["n_samples"]
+    timeout = 600
+
+    def setup(self, n_samples):
+        self.X, self.y = _problem(n_samples, 20)
+        NTKRidge("exact").fit(self.X[:20], self.y[:20])          # compile the kernel
+
+    def time_fit(self, n_samples):
+        NTKRidge("exact", kernel_params={"depth": 2}).fit(self.X, self.y)
+
+
+class Predict:
+    params = [1024, 4096]
+    param_names = ["n_components"]
+
+    def setup(self, n_components):
+        self.X, self.y = _problem(2 * n_components, n_components)
+        self.model = NTKRidge(FunctionTransformer(), alphas=(1.0,)).fit(self.X, self.y)
+
+    def time_predict(self, n_components):
+        self.model.predict(self.X)
