@@ -38,9 +38,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _hadamard
 from ._countsketch import countsketch_csr, countsketch_dense
 
-__all__ = ["CountSketch", "SRHT", "TensorSRHT", "TensorSketch", "PolySketch"]
+__all__ = ["CountSketch", "SRHT", "TensorSRHT", "TensorSketch", "PolySketch", "unpack_codes"]
 
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+# Values per batch of rows (~8 MB in float64): bounds the scratch memory of a transform
+# and keeps a batch's leaves in cache while the PolySketch tree combines them.
+_BATCH_VALUES = 2**20
 
 
 # --------------------------------------------------------------------------- helpers
@@ -154,12 +158,38 @@ def _size(X):
     return X.nnz if sp.issparse(X) else X.size
 
 
-def _rows(X, start, stop):
-    """Rows ``start:stop`` of ``X``; for CSR, the full data with a slice of ``indptr``
-    (what the compiled kernels take: offsets stay absolute, nothing is copied)."""
+def _rows(X, start, stop, writable=False):
+    """Rows ``start:stop`` of ``X`` as the compiled kernels take them.
+
+    A dense block, or the CSR triple ``(data, indices, indptr)`` of the rows (views of
+    ``X``; only ``indptr`` is rebased, a copy of ``stop - start + 1`` integers).
+    ``writable=True`` copies a read-only block (e.g. from a read-only memmap): Numba
+    would otherwise compile, at length, separate read-only specialisations of its
+    kernels; the copy costs one batch of memory, not the matrix.
+    """
     if sp.issparse(X):
-        return X.data, X.indices, X.indptr[start:stop + 1]
-    return X[start:stop]
+        lo, hi = X.indptr[start], X.indptr[stop]
+        data, indices = X.data[lo:hi], X.indices[lo:hi]
+        if writable and not (data.flags.writeable and indices.flags.writeable):
+            data, indices = data.copy(), indices.copy()
+        return data, indices, X.indptr[start:stop + 1] - lo
+    rows = X[start:stop]
+    if writable and not rows.flags.writeable:
+        rows = rows.copy()
+    return rows
+
+
+def _writable(a):
+    """``a``, or a copy if it is read-only (fitted state loaded from a read-only memmap):
+    Numba would compile separate read-only specialisations of its kernels."""
+    return a if a.flags.writeable else a.copy()
+
+
+def _batches(n_rows, values_per_row):
+    """``(start, stop)`` of row batches holding about ``_BATCH_VALUES`` values each."""
+    batch = max(1, _BATCH_VALUES // max(1, values_per_row))
+    for start in range(0, n_rows, batch):
+        yield start, min(n_rows, start + batch)
 
 
 def _countsketch_into(X, codes, out, n_threads, first=0):
@@ -173,14 +203,12 @@ def _countsketch_into(X, codes, out, n_threads, first=0):
         countsketch_dense(X, codes, out, first, n_threads)
 
 
-def _srht_into(X, signs, idx, n_pad, out, first=0, scaled=True):
-    """SRHTs (int8 ``signs`` (L, d), ``idx`` (L, m)) of rows into ``out[:, first:]``.
+def _srht_into(X, signs, idx, n_pad, scale, out, first=0):
+    """SRHTs of rows into ``out[:, first:]``: ``out[i, first + l] = scale (H D_l x_i)[idx[l]]``.
 
-    ``X`` is a dense block or a ``(data, indices, indptr)`` triple from :func:`_rows`;
-    the result is scaled by ``sqrt(1/m)`` unless ``scaled`` is False.
+    ``X`` is a dense block or a CSR triple from :func:`_rows` (writable); ``signs`` of
+    shape (L, d) and ``scale`` are in the dtype of ``out``.
     """
-    signs = signs.astype(out.dtype)
-    scale = out.dtype.type(np.sqrt(1.0 / idx.shape[-1]) if scaled else 1.0)
     if isinstance(X, tuple):
         _hadamard.srht_csr_rows(*X, signs, idx, n_pad, scale, out, first)
     else:
@@ -296,8 +324,8 @@ class SRHT(_BaseSketch):
     each coordinate is kept with probability ``m / n_pad``, ``E <S x, S y> = <x, y>``
     (exactly, for any signs).  When ``m >= n_features`` the padding grows to cover
     ``m``, so ``n_components`` may exceed the input width; if ``m`` equals ``n_pad``,
-    ``S / 1`` is orthogonal up to the factor ``sqrt(n_pad/m) = 1`` and preserves inner
-    products exactly.
+    ``S`` is ``H D / sqrt(n_pad)`` up to a permutation of its outputs, an isometry that
+    preserves inner products exactly.
 
     O(n_pad log n_pad) per row (Numba, parallel over rows).  Meant for dense input;
     sparse rows are accepted and scattered one at a time into the padded buffer
@@ -365,11 +393,15 @@ class SRHT(_BaseSketch):
         """
         check_is_fitted(self)
         X = _validate(self, X, reset=False)
-        out = np.empty((X.shape[0], 1, self.n_components), dtype=X.dtype)
-        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.n_pad_)
-        with _numba_threads(n_threads):
-            _srht_into(_rows(X, 0, X.shape[0]), self.signs_[None], self.indices_[None],
-                       self.n_pad_, out)
+        n, m = X.shape[0], self.n_components
+        out = np.empty((n, 1, m), dtype=X.dtype)
+        signs = self.signs_[None].astype(X.dtype)
+        scale = X.dtype.type(np.sqrt(1.0 / m))
+        with _numba_threads(_effective_n_threads(self.n_jobs, n * self.n_pad_)):
+            for start, stop in _batches(n, self.n_pad_):
+                _srht_into(_rows(X, start, stop, writable=True), signs,
+                           _writable(self.indices_)[None],
+                           self.n_pad_, scale, out[start:stop])
         return out.reshape(X.shape[0], self.n_components)
 
 
@@ -473,32 +505,33 @@ class TensorSRHT(_BaseSketch):
         X = _validate(self, X, reset=False)
         Y = X if Y is None else self._check_y(Y, X.shape[0])
         dtype = np.result_type(X.dtype, Y.dtype)
-        n, m = X.shape[0], self.n_components
-        n_threads = _effective_n_threads(self.n_jobs, n * (self.n_pad_x_ + self.n_pad_y_))
-        with _numba_threads(n_threads):
-            if sp.issparse(X) or sp.issparse(Y) or X.dtype != Y.dtype:
-                return self._transform_two_passes(X, Y, dtype)
-            out = np.empty((n, m), dtype=dtype)
-            _hadamard.tensor_srht_rows(
-                X, Y, self.signs_x_.astype(dtype), self.indices_x_, self.n_pad_x_,
-                self.signs_y_.astype(dtype), self.indices_y_, self.n_pad_y_,
-                dtype.type(np.sqrt(1.0 / m)), out,
-            )
-        return out
-
-    def _transform_two_passes(self, X, Y, dtype):
-        # Sparse or mixed inputs: sketch each factor, then multiply (the same
-        # operations, in the same order, as the fused dense kernel).
-        n, m = X.shape[0], self.n_components
-        a = np.empty((n, 1, m), dtype=dtype)
-        b = np.empty((n, 1, m), dtype=dtype)
         X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
-        _srht_into(_rows(X, 0, n), self.signs_x_[None], self.indices_x_[None],
-                   self.n_pad_x_, a)
-        _srht_into(_rows(Y, 0, n), self.signs_y_[None], self.indices_y_[None],
-                   self.n_pad_y_, b, scaled=False)
-        out = b.reshape(n, m)
-        out *= a.reshape(n, m)
+        n, m = X.shape[0], self.n_components
+        n_pad_x, n_pad_y = self.n_pad_x_, self.n_pad_y_
+        signs_x = self.signs_x_[None].astype(dtype)
+        signs_y = self.signs_y_[None].astype(dtype)
+        scale = dtype.type(np.sqrt(1.0 / m))
+        idx_x, idx_y = _writable(self.indices_x_), _writable(self.indices_y_)
+        fused = not (sp.issparse(X) or sp.issparse(Y))
+        out = np.empty((n, m), dtype=dtype)
+        with _numba_threads(_effective_n_threads(self.n_jobs, n * (n_pad_x + n_pad_y))):
+            for start, stop in _batches(n, n_pad_x + n_pad_y):
+                x = _rows(X, start, stop, writable=True)
+                y = _rows(Y, start, stop, writable=True)
+                block = out[start:stop]
+                if fused:
+                    _hadamard.tensor_srht_rows(
+                        x, y, signs_x[0], idx_x, n_pad_x, signs_y[0], idx_y, n_pad_y,
+                        scale, block,
+                    )
+                    continue
+                # Sparse factors: sketch each, then multiply; the same operations in
+                # the same order as the fused kernel, hence the same bits.
+                a = np.empty((stop - start, 1, m), dtype=dtype)
+                _srht_into(x, signs_x, idx_x[None], n_pad_x, scale, a)
+                _srht_into(y, signs_y, idx_y[None], n_pad_y, dtype.type(1),
+                           block[:, None])
+                block *= a[:, 0]
         return out
 
     def __sklearn_tags__(self):
@@ -512,11 +545,6 @@ class TensorSRHT(_BaseSketch):
 
 def _is_power_of_two(n):
     return n >= 1 and n & (n - 1) == 0
-
-
-# Rows per batch: bounds the working set of a batch (its output block) to ~2**20 values,
-# so the leaves are still in cache when the tree combines them.
-_BATCH_VALUES = 2**20
 
 
 class PolySketch(_BaseSketch):
@@ -663,21 +691,26 @@ class PolySketch(_BaseSketch):
         n_threads = _effective_n_threads(self.n_jobs, p * (leaf_work + tree_work))
         out = np.zeros((n, p + 1, m), dtype=dtype)
         tree = (
-            self.tree_signs_.astype(dtype), self.tree_indices_, self.tree_n_pad_,
+            self.tree_signs_.astype(dtype), _writable(self.tree_indices_), self.tree_n_pad_,
             self.tree_constants_.astype(dtype), dtype.type(np.sqrt(1.0 / m)),
         )
-        batch = max(1, _BATCH_VALUES // ((p + 1) * m))
+        if self.leaf_ == "srht":
+            leaf_signs = self.leaf_signs_.astype(dtype)
+            leaf_indices = _writable(self.leaf_indices_)
+            leaf_scale = dtype.type(np.sqrt(1.0 / m))
+            row_values = max((p + 1) * m, self.leaf_n_pad_)
+        else:
+            row_values = (p + 1) * m
         with _numba_threads(n_threads):
-            for start in range(0, n, batch):
-                stop = min(n, start + batch)
-                rows = _rows(X, start, stop)
+            for start, stop in _batches(n, row_values):
+                rows = _rows(X, start, stop, writable=True)
                 block = out[start:stop]
                 # Leaves go to slots 1..p, where the tree reads them.
                 if self.leaf_ == "countsketch":
                     _countsketch_into(rows, self.codes_, block, n_threads, first=1)
                 else:
-                    _srht_into(rows, self.leaf_signs_, self.leaf_indices_,
-                               self.leaf_n_pad_, block, first=1)
+                    _srht_into(rows, leaf_signs, leaf_indices, self.leaf_n_pad_,
+                               leaf_scale, block, first=1)
                 _hadamard.polysketch_tree(block, *tree)
         return out
 
@@ -758,9 +791,7 @@ class TensorSketch(_BaseSketch):
         n, p, m = X.shape[0], self.degree, self.n_components
         n_threads = _effective_n_threads(self.n_jobs, p * (_size(X) + n * m))
         out = np.empty((n, m), dtype=X.dtype)
-        batch = max(1, _BATCH_VALUES // (p * m))
-        for start in range(0, n, batch):
-            stop = min(n, start + batch)
+        for start, stop in _batches(n, p * m):
             leaves = np.zeros((stop - start, p, m), dtype=X.dtype)
             _countsketch_into(_rows(X, start, stop), self.codes_, leaves, n_threads)
             spectra = scipy.fft.rfft(leaves, axis=2, workers=n_threads)

@@ -243,15 +243,6 @@ def test_polysketch_rejects_degrees_that_are_not_powers_of_two():
         PolySketch(degree=3).fit(_sparse_rows())
 
 
-@pytest.mark.parametrize("cls", [PolySketch, TensorSketch])
-def test_batching_does_not_change_rows(cls, monkeypatch):
-    X = sp.csr_matrix(_sparse_rows(n=50))
-    est = cls(degree=4, n_components=16, random_state=0).fit(X)
-    full = est.transform(X)
-    monkeypatch.setattr(sketches, "_BATCH_VALUES", 7 * 16 * 5)  # batches of 7 rows
-    np.testing.assert_array_equal(est.transform(X), full)
-
-
 # ------------------------------------------------------------- formats, dtypes, rows
 
 
@@ -373,6 +364,18 @@ def test_input_errors(name):
             est.transform(X, X[:, :16])
         with pytest.raises(ValueError, match="rows"):
             est.transform(X, Y[:-1])
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_batching_does_not_change_rows(name, sparse, monkeypatch):
+    X = _sparse_rows(n=50)
+    est = _fitted(name, X, m=16)
+    X = sp.csr_matrix(X) if sparse else X
+    Y = X[:, :17] if name == "tensor_srht" else None
+    full = _transform(est, X, Y)
+    monkeypatch.setattr(sketches, "_BATCH_VALUES", 7 * 128)  # batches of a few rows
+    np.testing.assert_array_equal(_transform(est, X, Y), full)
 
 
 # ---------------------------------------------------------------------- estimator checks
