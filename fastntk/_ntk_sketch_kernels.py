@@ -23,22 +23,18 @@ Narrower inputs (the dense features of later layers, small dense tables) use sto
 codes drawn with NumPy in ``fit``, balanced so that a leaf at least as wide as its input
 is an exact signed isometry (no collisions).
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
-from ._hadamard import fwht_inplace
+from ._hadamard import _block_bounds, _n_blocks, fwht_inplace
 
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
-_MUL2 = np.uint64(0x94D049BB133111EB)
-_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 @njit(cache=True, inline="always")
 def _mix64(z):
     """splitmix64 finaliser: a bijection of 64-bit integers with good avalanche."""
-    z = (z ^ (z >> np.uint64(30))) * _MUL1
-    z = (z ^ (z >> np.uint64(27))) * _MUL2
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
@@ -62,7 +58,7 @@ def _countsketch_leaf(vals, cols, key, codes, scale, out):
         return
     for k in range(vals.shape[0]):
         h = _mix64(np.uint64(cols[k]) + key)
-        b = np.int64(((h & _LOW32) * np.uint64(width)) >> np.uint64(32))
+        b = np.int64(((h & np.uint64(0xFFFFFFFF)) * np.uint64(width)) >> np.uint64(32))
         if h >> np.uint64(63):
             out[b] += scale * vals[k]
         else:
@@ -114,7 +110,8 @@ def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, b
         deg = blk_deg[k]
         o = out[blk_off[k]:blk_off[k] + blk_m[k]]
         if deg == 0:
-            o[0] = 1.0
+            o[:] = 0
+            o[0] = blk_coef[k]
             continue
         if deg == 1:
             _countsketch_leaf(vals, cols, leaf_keys[blk_leaf0[k]], leaf_codes[blk_leaf0[k]],
@@ -133,14 +130,6 @@ def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, b
                 scale = scale / np.sqrt(sq)
         for r in range(o.shape[0]):
             o[r] *= scale
-    if blk_deg.shape[0] and blk_deg[0] == 0:
-        out[blk_off[0]] = blk_coef[0]
-
-
-@njit(cache=True, inline="always")
-def _n_blocks(n):
-    # several blocks per thread balance the load; each block allocates its scratch once
-    return max(1, min(n, 4 * numba.get_num_threads()))
 
 
 @njit(parallel=True, cache=True)
@@ -153,11 +142,10 @@ def poly_map_csr(data, indices, indptr, blk_deg, blk_off, blk_m, blk_w, blk_coef
     """
     n = indptr.shape[0] - 1
     w_max = max(1, node_signs.shape[2])
-    p_max = max(1, blk_deg.max() if blk_deg.shape[0] else 1)
+    p_max = max(1, np.max(blk_deg)) if blk_deg.shape[0] else 1
     n_blocks = _n_blocks(n)
     for b in prange(n_blocks):
-        start = (b * n) // n_blocks
-        stop = ((b + 1) * n) // n_blocks
+        start, stop = _block_bounds(n, n_blocks, b)
         cur = np.empty((p_max, w_max), dtype=out.dtype)
         buf_a = np.empty(w_max, dtype=out.dtype)
         buf_b = np.empty(w_max, dtype=out.dtype)
@@ -176,11 +164,10 @@ def poly_map_dense(X, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_n
     n = X.shape[0]
     cols = np.arange(X.shape[1])
     w_max = max(1, node_signs.shape[2])
-    p_max = max(1, blk_deg.max() if blk_deg.shape[0] else 1)
+    p_max = max(1, np.max(blk_deg)) if blk_deg.shape[0] else 1
     n_blocks = _n_blocks(n)
     for b in prange(n_blocks):
-        start = (b * n) // n_blocks
-        stop = ((b + 1) * n) // n_blocks
+        start, stop = _block_bounds(n, n_blocks, b)
         cur = np.empty((p_max, w_max), dtype=out.dtype)
         buf_a = np.empty(w_max, dtype=out.dtype)
         buf_b = np.empty(w_max, dtype=out.dtype)

@@ -72,7 +72,7 @@ def split_widths(coef, n_components):
     ----------
     coef : ndarray of shape (degree + 1,), non-negative
     n_components : int
-        Total width, at least 2.
+        Total width.
 
     Returns
     -------
@@ -81,6 +81,8 @@ def split_widths(coef, n_components):
     coef = np.asarray(coef, dtype=float)
     widths = np.zeros(coef.shape[0], dtype=np.int64)
     budget = n_components
+    if budget == 0:
+        return widths
     if coef[0] > 0:
         widths[0] = 1
         budget -= 1
@@ -93,8 +95,6 @@ def split_widths(coef, n_components):
     widths[1:] = np.floor(raw)
     remainder = budget - widths[1:].sum()
     widths[1 + np.argsort(-(raw - np.floor(raw)), kind="stable")[:remainder]] += 1
-    if coef[0] > 0 and widths[0] == 1 and widths[1:].sum() == 0:
-        widths[0] = 1
     return widths
 
 
@@ -156,12 +156,16 @@ class _PolynomialSketch:
             self.node_idx[g, 0, :width] = rng.permutation(width)
             self.node_idx[g, 1, :width] = rng.permutation(width)
 
-    def transform(self, X, out):
-        """Sketch the rows of ``X`` (unit norm; CSR or dense) into ``out`` in place."""
+    def transform(self, X, out, normalize=True):
+        """Sketch the rows of ``X`` (unit norm; CSR or dense) into ``out`` in place.
+
+        ``normalize=False`` skips the rescaling of the blocks to their exact norms,
+        leaving the unbiased estimator ``E <phi(x), phi(y)> = sum_j a_j <x, y>^j``.
+        """
         args = (self.blk_deg, self.blk_off, self.blk_m, self.blk_w,
                 self.blk_coef.astype(out.dtype), self.blk_leaf0, self.blk_node0,
                 self.leaf_keys, self.leaf_codes, self.node_signs.astype(out.dtype),
-                self.node_idx, True, out)
+                self.node_idx, normalize, out)
         if sp.issparse(X):
             poly_map_csr(X.data, X.indices, X.indptr, *args)
         else:
@@ -289,7 +293,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     _parameter_constraints = {
         "depth": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_components": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
         "degree": [Interval(numbers.Integral, 1, None, closed="left")],
         "method": [StrOptions({"layerwise", "polyfit"})],
         "poly": [StrOptions({"fit", "taylor"})],
@@ -357,7 +361,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         # Last layer: Theta_L = Theta_{L-1} SigmaDot_L + Sigma_L with
         # Theta_{L-1} SigmaDot_L <= L and Sigma_L <= 1 on the diagonal: coordinates are
         # split in proportion to these magnitudes (standard deviations of the sketches).
-        m_sigma = max(1, round(m / (self.depth + 1)))
+        m_sigma = min(round(m / (self.depth + 1)), m - 1)
         d_in = self.n_features_in_
         self.theta0_ = _PolynomialSketch(np.array([0.0, 1.0]), np.array([0, m]), d_in, rng)
         self.layers_ = []
