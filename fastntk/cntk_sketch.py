@@ -228,7 +228,9 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def _validate(self, X, *, reset):
         """Validated input as a float32/float64 2-D array or CSR matrix, and its image shape."""
         shape = None
-        if not sp.issparse(X) and np.ndim(X) == 4:
+        if isinstance(X, (list, tuple)):
+            X = np.asarray(X)
+        if not sp.issparse(X) and getattr(X, "ndim", None) == 4:
             X = check_array(X, dtype=_FLOAT_DTYPES, allow_nd=True, input_name="X")
             shape = X.shape[1:]
             X = X.reshape(X.shape[0], -1)
