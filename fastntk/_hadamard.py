@@ -87,8 +87,8 @@ def fwht_inplace(a):
 
 
 @njit(cache=True)
-def srht_vector(x, signs, idx, scale, buf, out):
-    """SRHT of one dense vector: ``out = scale * (H D x)[idx]``.
+def srht_vector(x, signs, idx, buf, out):
+    """Unscaled SRHT of one dense vector: ``out = (H D x)[idx]``.
 
     Parameters
     ----------
@@ -96,11 +96,14 @@ def srht_vector(x, signs, idx, scale, buf, out):
     signs : ndarray of shape (d,), +-1 in the dtype of ``x``
     idx : ndarray of shape (m,), integer
         Sampled coordinates, in ``[0, n_pad)``.
-    scale : float
-        Usually ``sqrt(1/m)``; 1 gives the raw sampled transform.
     buf : ndarray of shape (n_pad,)
         Scratch; ``n_pad`` is a power of two ``>= d``.
     out : ndarray of shape (m,)
+
+    Notes
+    -----
+    Multiply by ``sqrt(1/m)`` for an unbiased SRHT; callers fold that scale into their
+    next pass over ``out`` instead.
     """
     d = x.shape[0]
     for j in range(d):
@@ -109,7 +112,13 @@ def srht_vector(x, signs, idx, scale, buf, out):
         buf[j] = 0
     fwht_inplace(buf)
     for r in range(idx.shape[0]):
-        out[r] = scale * buf[idx[r]]
+        out[r] = buf[idx[r]]
+
+
+@njit(cache=True, inline="always")
+def _scale(out, scale):
+    for r in range(out.shape[0]):
+        out[r] = out[r] * scale
 
 
 @njit(cache=True, inline="always")
@@ -151,7 +160,9 @@ def srht_rows(X, signs, idx, n_pad, scale, out, first=0):
         buf = np.empty(n_pad, dtype=X.dtype)
         for i in range(start, stop):
             for l in range(n_sketches):
-                srht_vector(X[i], signs[l], idx[l], scale, buf, out[i, first + l])
+                o = out[i, first + l]
+                srht_vector(X[i], signs[l], idx[l], buf, o)
+                _scale(o, scale)
 
 
 @njit(parallel=True, cache=True)
@@ -180,7 +191,8 @@ def srht_csr_rows(data, indices, indptr, signs, idx, n_pad, scale, out, first=0)
                 o = out[i, first + l]
                 il = idx[l]
                 for r in range(il.shape[0]):
-                    o[r] = scale * buf[il[r]]
+                    o[r] = buf[il[r]]
+                _scale(o, scale)
 
 
 @njit(parallel=True, cache=True)
@@ -211,11 +223,11 @@ def tensor_srht_rows(X, Y, signs_x, idx_x, n_pad_x, signs_y, idx_y, n_pad_y, sca
         buf_y = np.empty(n_pad_y, dtype=X.dtype)
         tmp = np.empty(m, dtype=X.dtype)
         for i in range(start, stop):
-            srht_vector(X[i], signs_x, idx_x, scale, buf_x, tmp)
-            srht_vector(Y[i], signs_y, idx_y, 1, buf_y, out[i])
+            srht_vector(X[i], signs_x, idx_x, buf_x, tmp)
             o = out[i]
+            srht_vector(Y[i], signs_y, idx_y, buf_y, o)
             for r in range(m):
-                o[r] *= tmp[r]
+                o[r] = o[r] * (tmp[r] * scale)
 
 
 @njit(cache=True)
@@ -236,8 +248,8 @@ def _tree_row(row, signs, idx, const_right, scale, prev, cur, tmp_a, tmp_b, buf)
             # Distinct inputs of node nd: variant t = number of leaves fed with x.
             # Left child variants t = 1..size, right child variants t = 1..size.
             for t in range(size):
-                srht_vector(prev[2 * nd * size + t], signs[g, 0], idx[g, 0], 1, buf, tmp_a[t])
-                srht_vector(prev[(2 * nd + 1) * size + t], signs[g, 1], idx[g, 1], 1, buf,
+                srht_vector(prev[2 * nd * size + t], signs[g, 0], idx[g, 0], buf, tmp_a[t])
+                srht_vector(prev[(2 * nd + 1) * size + t], signs[g, 1], idx[g, 1], buf,
                             tmp_b[t])
             for t in range(1, 2 * size + 1):
                 c = cur[nd * 2 * size + t - 1]
@@ -340,8 +352,8 @@ def polysketch_constants(signs, idx, n_pad, scale):
         nxt = np.empty((n_nodes, m))
         for nd in range(n_nodes):
             g = offset + nd
-            srht_vector(level[2 * nd], signs[g, 0], idx[g, 0], 1.0, buf, left)
-            srht_vector(level[2 * nd + 1], signs[g, 1], idx[g, 1], 1.0, buf, const_right[g])
+            srht_vector(level[2 * nd], signs[g, 0], idx[g, 0], buf, left)
+            srht_vector(level[2 * nd + 1], signs[g, 1], idx[g, 1], buf, const_right[g])
             for r in range(m):
                 nxt[nd, r] = scale * left[r] * const_right[g, r]
         level = nxt

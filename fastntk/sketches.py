@@ -526,11 +526,10 @@ class TensorSRHT(_BaseSketch):
                     )
                     continue
                 # Sparse factors: sketch each, then multiply; the same operations in
-                # the same order as the fused kernel, hence the same bits.
+                # the same order as the fused kernel (y * (x * scale)), hence the same bits.
                 a = np.empty((stop - start, 1, m), dtype=dtype)
                 _srht_into(x, signs_x, idx_x[None], n_pad_x, scale, a)
-                _srht_into(y, signs_y, idx_y[None], n_pad_y, dtype.type(1),
-                           block[:, None])
+                _srht_into(y, signs_y, idx_y[None], n_pad_y, dtype.type(1), block[:, None])
                 block *= a[:, 0]
         return out
 
