@@ -32,13 +32,21 @@ the same functions of its eigenpairs, so both paths give the same model up to ro
 
 Large problems (the OpenBLAS hazard of DESIGN.md section 5)
 ------------------------------------------------------------
-No Cholesky factorisation is used anywhere: with the AVX-512 ("SkylakeX") kernels of the
-OpenBLAS bundled in NumPy/SciPy wheels, ``cho_factor`` and ``solve(assume_a="pos")`` crash the
-process on 16,000 x 16,000 SPD matrices.  Both paths use the symmetric eigensolver
-(``scipy.linalg.eigh``, LAPACK ``dsyevr``, overwriting the Gram matrix in place, so the
-peak memory is two ``n_components^2`` (or ``n_samples^2``) float64 arrays plus the batch).
-``asv_benchmarks/ridge_large.py`` checks ``n_components=16384`` and exact kernel ridge on
-more than 15,000 rows with and without ``OPENBLAS_CORETYPE``.
+With the AVX-512 ("SkylakeX") kernels of the OpenBLAS bundled in NumPy/SciPy wheels
+(scipy-openblas 0.3.31), ``cho_factor`` and ``solve(assume_a="pos")`` crash the process on
+16,000 x 16,000 SPD matrices.  Measured here (``env -u OPENBLAS_CORETYPE``), the culprit is
+broader: a single ``dsyrk`` producing a 16384 x 16384 result from 1024 or more rows also
+segfaults (scipy's ``dsyrk`` and NumPy's ``A.T @ A`` alike), while 14,000 columns, or 512
+rows, or a general ``dgemm`` of the same size, do not.  Hence:
+
+* no Cholesky factorisation anywhere: both paths use the symmetric eigensolver
+  (``scipy.linalg.eigh``, LAPACK ``dsyevr``, overwriting the Gram matrix in place, so the
+  peak memory is two ``n_components^2`` (or ``n_samples^2``) float64 arrays plus a batch);
+* Gram matrices wider than 4,096 are accumulated by blocks of 4,096 rows (matrix products
+  off the diagonal, ``dsyrk`` of at most 4,096 columns on it): same flops, no crash.
+
+``asv_benchmarks/ridge_large.py`` runs ``n_components=16384`` and exact kernel ridge on
+16,000 rows, with a Cholesky control that shows the crash being avoided.
 """
 import numbers
 
@@ -582,11 +590,11 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
 
     Notes
     -----
-    Robustness at scale: no Cholesky factorisation is used (OpenBLAS's AVX-512 kernels
-    crash ``cho_factor`` on 16,000 x 16,000 matrices); the symmetric eigensolver
-    (LAPACK ``dsyevr``, in place) serves every alpha, and was checked at
-    ``n_components=16384`` and for exact kernel ridge past 15,000 rows
-    (``asv_benchmarks/ridge_large.py``).  Its cost is ``O(n_components^3)`` once per fit
+    Robustness at scale: OpenBLAS's AVX-512 kernels crash ``cho_factor`` on 16,000 x
+    16,000 matrices, and ``dsyrk`` at 16,384 columns; so no Cholesky factorisation is used
+    (the symmetric eigensolver, LAPACK ``dsyevr`` in place, serves every alpha) and Gram
+    matrices wider than 4,096 are accumulated by blocks (see the module docstring and
+    ``asv_benchmarks/ridge_large.py``).  The cost is ``O(n_components^3)`` once per fit
     (or per partial_fit call), plus ``O(n_samples n_components^2)`` for the Gram matrix.
 
     :meth:`fit` frees the Gram matrix after solving, so a model trained by fit cannot be
