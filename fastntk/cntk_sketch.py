@@ -109,21 +109,33 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
       (:func:`fastntk.kernels.cntk_diagonals`), sketches all powers of it up to
       ``degree`` with one PolySketch tree, and combines them with the non-negative
       polynomial coefficients of ``k1`` and ``k0`` (least-squares fits, exact at
-      ``t = 1``, :func:`fastntk.polyfit.kernel_polynomial`) into features of ``K`` and
-      ``KDot``; a TensorSRHT of ``psi_p`` and the ``KDot`` features gives those of
-      ``Theta * KDot``, to which the ``K`` features are added;
+      ``t = 1``, :func:`fastntk.polyfit.fit_nonnegative_polynomial`) into features of
+      ``K`` and ``KDot``; a TensorSRHT of ``psi_p`` and the ``KDot`` features gives
+      those of ``Theta * KDot``, to which the ``K`` features are added;
     * a convolution is the direct sum of the ``q^2`` neighbours' features scaled by
       ``1/q`` (zeros outside the image for "same" padding);
     * "gap" averages the last layer's per-pixel features; "flatten" takes their
       direct sum divided by ``sqrt(P)``.
 
-    Direct sums (of neighbours, of polynomial degrees, of pixels) are reduced back to
-    ``n_components`` by a signed sum with independent random signs per block, an
-    unbiased random projection that costs ``O(n_components)`` per block; the blocks
-    are outputs of sampled Hadamard transforms, hence spread over all coordinates, so
-    its variance is that of a dense sketch.  Cost per image
-    ``O(P L (q^2 m + p log(p) m log m))`` with ``P`` pixels, ``m = n_components`` and
-    ``p = degree``; working memory ``O(P m)`` per image of a batch.
+    Two economies keep the cost per pixel at four Hadamard transforms of length ``m``
+    per layer (``degree=4``), all unbiased:
+
+    * direct sums (of neighbours, of polynomial degrees, of pixels) are reduced back
+      to ``n_components`` by a signed sum with independent random signs per block.
+      This is the SRHT of the direct sum with its sampled rows taken as one block of
+      the Kronecker factorisation ``H_{blocks} (x) H_m``, minus the orthogonal factor
+      ``H_m`` (which the next sampled transform supplies anyway); its variance is that
+      of a dense sketch because every block is an output of sampled Hadamard
+      transforms, spread evenly over its coordinates;
+    * the PolySketch leaves are the (normalised) input itself, whose one transform
+      all leaves' parents sample, and every TensorSRHT above them (and the one for
+      ``Theta * KDot``) transforms one factor only: ``E_idx[(H D a)_idx (H D a')_idx]
+      = <a, a'>`` already makes ``(H D a)[idx] * b`` an unbiased sketch of ``a (x) b``
+      for any ``b``, and ``b`` is itself a flat sketch.
+
+    Cost per image ``O(P L (q^2 m + p log(p) m log m))`` with ``P`` pixels,
+    ``m = n_components`` and ``p = degree``; working memory ``O(P m)`` per image of a
+    batch.
 
     Parameters
     ----------
@@ -374,6 +386,7 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             _k.relu_sketch_layer(phi, psi, norms, *args, kphi, t, n_blocks)
             if h + 1 < self.depth:
                 out_h, out_w = self.map_sizes_[h + 1]
+                del phi, psi  # four arrays of (pixels, m) alive at a time, not six
                 phi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
                 psi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
                 w_phi, w_psi = convs[h]
