@@ -80,7 +80,8 @@ def test_brute_force_reference_is_the_exact_cntk(padding, pooling):
 # statistics
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "degree, padding, pooling", [(4, "same", "gap"), (3, "valid", "flatten"), (1, "same", "flatten")]
+    "degree, padding, pooling",
+    [(4, "same", "gap"), (3, "valid", "flatten"), (1, "same", "flatten")],
 )
 def test_depth_one_is_unbiased_for_the_polynomial_cntk(degree, padding, pooling):
     # At depth 1 every step is an unbiased sketch of the CNTK whose k1, k0 are the
