@@ -128,9 +128,11 @@ def _block_bounds(n, n_blocks, b):
 
 @njit(cache=True, inline="always")
 def _n_blocks(n):
-    # Enough blocks to balance any thread count; each block allocates its scratch once.
-    # (Asking Numba for the thread count here would stop the kernels from caching.)
-    return max(1, min(n, 256))
+    # Blocks of >= 16 rows, at most 64 of them: enough to balance the threads, few
+    # enough that allocating each block's scratch (page faults, for large buffers)
+    # stays negligible.  (Asking Numba for the thread count here would stop the
+    # kernels from caching.)
+    return max(1, min(64, n // 16))
 
 
 @njit(parallel=True, cache=True)
