@@ -1,0 +1,265 @@
+"""NTKSketch measurements in one run: input-sparsity scaling, accuracy, throughput, ridge.
+
+Usage::
+
+    python asv_benchmarks/ntk_sketch_report.py [--quick] [--sections scaling,error,...]
+
+Sections (all by default):
+
+- ``scaling``: transform time against n_features (2^10 .. 2^22) at 100 non-zeros a row,
+  and against non-zeros a row (25 .. 400) at n_features = 100,000, on *synthetic* CSR
+  rows whose columns follow a Zipf-like law (p(j) ~ 1/(j+1)), one thread;
+- ``error``: relative Frobenius error ||FF^T - K||_F / ||K||_F against the exact NTK on
+  1,000 rows of the health tweets (TF-IDF) and of MNIST (rows flattened, unit norm),
+  depth 1..3, both methods, n_components 1024 / 4096 / 16384, with transform times;
+- ``throughput``: rows/s on one thread and peak memory (RSS growth, in a fresh
+  subprocess) on synthetic Zipf CSR, n_features = 100,000, 100 non-zeros a row,
+  n_components = 4096, depth 2;
+- ``ridge``: health tweets (16 classes), test accuracy of a ridge classifier on the raw
+  TF-IDF matrix and on NTKSketch features (alpha chosen on a validation split).
+
+Timings are medians of repeats (the machine may be shared); ratios come from one run.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastntk import NTKSketch
+from fastntk.kernels import ntk_kernel
+
+METHODS = ("polyfit", "layerwise")
+
+
+def zipf_csr(n_rows, n_features, nnz, seed=0):
+    """Synthetic CSR: ``nnz`` distinct columns a row drawn with p(j) ~ 1/(j+1).
+
+    Columns are drawn by inverse-CDF sampling of the harmonic law (never O(n_features)
+    memory per row), oversampled and de-duplicated per row; values uniform in [0.1, 1.1).
+    """
+    rng = np.random.default_rng(seed)
+    log_d = np.log(n_features + 1.0)
+    indices = np.empty((n_rows, nnz), dtype=np.int64)
+    for i in range(n_rows):
+        cols = np.unique(np.minimum(np.exp(rng.random(8 * nnz) * log_d).astype(np.int64) - 1,
+                                    n_features - 1))
+        while cols.size < nnz:  # tiny n_features: fall back to uniform extra columns
+            cols = np.unique(np.append(cols, rng.integers(0, n_features, nnz)))
+        indices[i] = np.sort(rng.choice(cols, nnz, replace=False))
+    data = rng.random(n_rows * nnz) + 0.1
+    indptr = np.arange(0, n_rows * nnz + 1, nnz)
+    return sp.csr_matrix((data, indices.ravel(), indptr), shape=(n_rows, n_features))
+
+
+def median_time(func, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _fitted(X, **params):
+    est = NTKSketch(random_state=0, n_jobs=1, **params).fit(X)
+    est.transform(X[:4])  # JIT warm-up outside the timing
+    return est
+
+
+def section_scaling(quick):
+    n_rows = 300 if quick else 1000
+    repeats = 3 if quick else 5
+    print("\n## Time against n_features (100 nnz/row, synthetic Zipf CSR, "
+          f"{n_rows} rows, n_components=4096, depth=2, 1 thread)\n")
+    print("| n_features | " + " | ".join(f"{m} ms/1k rows" for m in METHODS) + " |")
+    print("|---|" + "---|" * len(METHODS))
+    widths = [2**10, 2**14, 2**18, 2**22]
+    times = {m: [] for m in METHODS}
+    for d in widths:
+        X = zipf_csr(n_rows, d, 100, seed=1)
+        row = []
+        for method in METHODS:
+            est = _fitted(X, method=method, depth=2, n_components=4096)
+            t = median_time(lambda: est.transform(X), repeats) / n_rows * 1e6
+            times[method].append(t)
+            row.append(f"{t:.0f}")
+        print(f"| 2^{int(np.log2(d))} | " + " | ".join(row) + " |")
+    for method in METHODS:
+        t = np.array(times[method])
+        print(f"\n{method}: largest / smallest time = {t.max() / t.min():.2f}")
+
+    print("\n## Time against nnz per row (n_features=100,000, same setting)\n")
+    nnzs = [25, 50, 100, 200, 400]
+    print("| nnz/row | " + " | ".join(f"{m} ms/1k rows" for m in METHODS) + " |")
+    print("|---|" + "---|" * len(METHODS))
+    times = {m: [] for m in METHODS}
+    for nnz in nnzs:
+        X = zipf_csr(n_rows, 100_000, nnz, seed=2)
+        row = []
+        for method in METHODS:
+            est = _fitted(X, method=method, depth=2, n_components=4096)
+            t = median_time(lambda: est.transform(X), repeats) / n_rows * 1e6
+            times[method].append(t)
+            row.append(f"{t:.0f}")
+        print(f"| {nnz} | " + " | ".join(row) + " |")
+    for method in METHODS:
+        t = np.array(times[method])
+        slope, intercept = np.polyfit(nnzs, t, 1)
+        print(f"\n{method}: time ~ {intercept:.0f} + {slope:.2f} * nnz  (ms per 1k rows); "
+              f"the nnz part is {slope * 100 / (intercept + slope * 100):.0%} at 100 nnz")
+
+
+def _datasets(n_rows):
+    from fastntk.datasets import load_health_tweets, load_mnist_5k, tfidf_split
+
+    texts, labels = load_health_tweets()
+    X_text, _, _, _ = tfidf_split(texts, labels, n_train=n_rows, n_test=1)
+    images, _ = load_mnist_5k()
+    X_mnist = images[:n_rows].reshape(n_rows, -1)
+    X_mnist = X_mnist / np.linalg.norm(X_mnist, axis=1, keepdims=True)
+    return {"health tweets TF-IDF": X_text, "MNIST": X_mnist}
+
+
+def section_error(quick):
+    n_rows = 300 if quick else 1000
+    widths = [1024, 4096] if quick else [1024, 4096, 16384]
+    print(f"\n## Relative Frobenius error against the exact NTK ({n_rows} rows, degree 8, "
+          "poly='fit', seed 0; transform time of all rows on 1 thread)\n")
+    print("| data | depth | method | " + " | ".join(f"m={m}" for m in widths) + " |")
+    print("|---|---|---|" + "---|" * len(widths))
+    for name, X in _datasets(n_rows).items():
+        for depth in (1, 2, 3):
+            kernel = ntk_kernel(X, depth=depth)
+            norm = np.linalg.norm(kernel)
+            for method in METHODS:
+                cells = []
+                for m in widths:
+                    est = _fitted(X, method=method, depth=depth, n_components=m)
+                    start = time.perf_counter()
+                    F = est.transform(X)
+                    elapsed = time.perf_counter() - start
+                    error = np.linalg.norm(F @ F.T - kernel) / norm
+                    cells.append(f"{error:.4f} ({elapsed:.2f} s)")
+                print(f"| {name} | {depth} | {method} | " + " | ".join(cells) + " |")
+
+
+def _throughput_child(method, n_rows):
+    """Run in a fresh interpreter: rows/s and RSS growth of one transform."""
+    import resource
+
+    X = zipf_csr(n_rows, 100_000, 100, seed=3)
+    est = _fitted(X, method=method, depth=2, n_components=4096)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elapsed = median_time(lambda: est.transform(X), 3)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    output_mb = n_rows * 4096 * 8 / 2**20
+    print(json.dumps({"rows_per_s": n_rows / elapsed, "peak_growth_mb": (after - before) / 1024,
+                      "output_mb": output_mb}))
+
+
+def section_throughput(quick):
+    n_rows = 2000 if quick else 10000
+    print(f"\n## Throughput (synthetic Zipf CSR, n_features=100,000, 100 nnz/row, {n_rows} rows, "
+          "n_components=4096, depth=2, 1 thread, float64)\n")
+    print("| method | rows/s per core | peak RSS growth during transform (MB) | of which output (MB) |")
+    print("|---|---|---|---|")
+    for method in METHODS:
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", method, str(n_rows)],
+            capture_output=True, text=True, check=True)
+        r = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"| {method} | {r['rows_per_s']:.0f} | {r['peak_growth_mb']:.0f} | "
+              f"{r['output_mb']:.0f} |")
+
+
+def _ridge_accuracy(F_train, y_train, F_test, y_test, alphas):
+    """One-hot ridge (intercept by centring), alpha chosen on the last 20% of train."""
+    classes, Y = np.unique(y_train, return_inverse=True)
+    Y = np.eye(len(classes))[Y]
+    n_fit = int(0.8 * F_train.shape[0])
+
+    def solve(F, Y):
+        mean_f, mean_y = F.mean(axis=0), Y.mean(axis=0)
+        Fc = F - mean_f
+        evals, evecs = np.linalg.eigh(Fc.T @ Fc)
+        rhs = evecs.T @ (Fc.T @ (Y - mean_y))
+        return lambda alpha: (lambda W: (W, mean_y - mean_f @ W))(
+            evecs @ (rhs / (evals + alpha)[:, None]))
+
+    fit_for = solve(F_train[:n_fit], Y[:n_fit])
+    scores = []
+    for alpha in alphas:
+        W, b = fit_for(alpha)
+        scores.append(np.mean(np.argmax(F_train[n_fit:] @ W + b, axis=1)
+                              == np.argmax(Y[n_fit:], axis=1)))
+    best = alphas[int(np.argmax(scores))]
+    W, b = solve(F_train, Y)(best)
+    return float(np.mean(classes[np.argmax(F_test @ W + b, axis=1)] == y_test)), best
+
+
+def _linear_accuracy(X_train, y_train, X_test, y_test, alphas):
+    """sklearn RidgeClassifier on the raw sparse TF-IDF, alpha on the last 20% of train."""
+    from sklearn.linear_model import RidgeClassifier
+
+    n_fit = int(0.8 * X_train.shape[0])
+    scores = [RidgeClassifier(alpha=a, solver="sparse_cg").fit(X_train[:n_fit], y_train[:n_fit])
+              .score(X_train[n_fit:], y_train[n_fit:]) for a in alphas]
+    best = alphas[int(np.argmax(scores))]
+    clf = RidgeClassifier(alpha=best, solver="sparse_cg").fit(X_train, y_train)
+    return float(clf.score(X_test, y_test)), best
+
+
+def section_ridge(quick):
+    from fastntk.datasets import load_health_tweets, tfidf_split
+    from fastntk.sketches import CountSketch
+
+    n_train, n_test = (4000, 2000) if quick else (20000, 5000)
+    texts, labels = load_health_tweets()
+    X_train, X_test, y_train, y_test = tfidf_split(texts, labels, n_train=n_train,
+                                                   n_test=n_test)
+    alphas = np.logspace(-3, 2, 11)
+    print(f"\n## Health tweets, ridge classification ({n_train} train / {n_test} test, "
+          f"{X_train.shape[1]} TF-IDF columns, {X_train.nnz / n_train:.1f} nnz/row; "
+          "alpha on a validation split)\n")
+    print("| features | width | test accuracy | alpha |")
+    print("|---|---|---|---|")
+    acc, alpha = _linear_accuracy(X_train, y_train, X_test, y_test, alphas)
+    print(f"| raw TF-IDF (linear ridge) | {X_train.shape[1]} | {acc:.4f} | {alpha:.3g} |")
+    widths = [4096] if quick else [4096, 8192]
+    for m in widths:
+        cs = CountSketch(m, random_state=0).fit(X_train)
+        acc, alpha = _ridge_accuracy(cs.transform(X_train), y_train, cs.transform(X_test),
+                                     y_test, alphas)
+        print(f"| CountSketch of TF-IDF (linear, hashed) | {m} | {acc:.4f} | {alpha:.3g} |")
+        for method in METHODS:
+            for depth in (1, 2):
+                est = NTKSketch(n_components=m, depth=depth, method=method,
+                                random_state=0).fit(X_train)
+                acc, alpha = _ridge_accuracy(est.transform(X_train), y_train,
+                                             est.transform(X_test), y_test, alphas)
+                print(f"| NTKSketch {method} depth {depth} | {m} | {acc:.4f} | {alpha:.3g} |")
+
+
+SECTIONS = {"scaling": section_scaling, "error": section_error,
+            "throughput": section_throughput, "ridge": section_ridge}
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _throughput_child(sys.argv[2], int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    args = parser.parse_args()
+    for name in args.sections.split(","):
+        SECTIONS[name](args.quick)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
