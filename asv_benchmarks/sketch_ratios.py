@@ -73,7 +73,9 @@ def input_sparsity(repeats, n_jobs):
             print(f"   d = 2^{int(np.log2(d)):<2d}  median {label} time {np.median(times[d]):.3f} s"
                   f"  (runs: {', '.join(f'{t:.3f}' for t in times[d])})")
         ratio = np.median(times[widths[-1]]) / np.median(times[widths[0]])
-        print(f"   {label} time(d=2^22) / time(d=2^10) = {ratio:.2f}   (target <= 1.3)")
+        best = min(times[widths[-1]]) / min(times[widths[0]])
+        print(f"   {label} time(d=2^22) / time(d=2^10) = {ratio:.2f} (medians), {best:.2f} "
+              "(minima, the least disturbed runs)   (target <= 1.3)")
 
 
 def countsketch_throughput(repeats):
@@ -85,9 +87,9 @@ def countsketch_throughput(repeats):
     # first is the cost on one core, the second includes waiting for a core.
     for label, clock in (("CPU", time.process_time), ("wall", time.perf_counter)):
         times = _time(lambda: cs.transform(X), repeats, clock)
-        rate = X.nnz / np.median(times)
-        print(f"   nnz = {X.nnz:,}  median {label} time {np.median(times):.4f} s  -> "
-              f"{rate / 1e6:.0f} million nnz/s   (target >= 100 million)")
+        print(f"   nnz = {X.nnz:,}  {label} time median {np.median(times):.4f} s, min "
+              f"{min(times):.4f} s  -> {X.nnz / np.median(times) / 1e6:.0f} (median), "
+              f"{X.nnz / min(times) / 1e6:.0f} (best) million nnz/s   (target >= 100 million)")
 
 
 def _gram_error(Z, G):

@@ -65,14 +65,22 @@ def countsketch_csr(const floating[::1] data, const integral[::1] indices,
     cdef int c, neg
     cdef floating v
     with nogil:
-        for i in prange(n_rows, num_threads=n_threads, schedule="guided"):
-            for k in range(indptr[i], indptr[i + 1]):
-                j = indices[k]
-                v = data[k]
-                for l in range(n_sketches):
-                    c = codes[j, l]
+        if n_sketches == 1:
+            # The plain CountSketch: no loop over sketches in the innermost loop.
+            for i in prange(n_rows, num_threads=n_threads, schedule="guided"):
+                for k in range(indptr[i], indptr[i + 1]):
+                    c = codes[indices[k], 0]
                     neg = c >> 31
-                    out[i, first + l, c ^ neg] += (1 | neg) * v
+                    out[i, first, c ^ neg] += (1 | neg) * data[k]
+        else:
+            for i in prange(n_rows, num_threads=n_threads, schedule="guided"):
+                for k in range(indptr[i], indptr[i + 1]):
+                    j = indices[k]
+                    v = data[k]
+                    for l in range(n_sketches):
+                        c = codes[j, l]
+                        neg = c >> 31
+                        out[i, first + l, c ^ neg] += (1 | neg) * v
 
 
 def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
