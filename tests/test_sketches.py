@@ -381,6 +381,17 @@ def test_batching_does_not_change_rows(name, sparse, monkeypatch):
 # ---------------------------------------------------------------------- estimator checks
 
 
+# TensorSRHT is left out: its fit(X, Y) takes a second input matrix where the checks pass
+# a target vector.  Its API is covered by the tests above and the one below.
+def test_tensor_srht_feature_names_and_fitted_state():
+    X = _sparse_rows()
+    ts = _fitted("tensor_srht", X, m=4)
+    assert list(ts.get_feature_names_out()) == [f"tensorsrht{k}" for k in range(4)]
+    assert ts.n_features_in_ == 70 and ts.n_features_y_ == 17
+    with pytest.raises(Exception, match="not fitted"):
+        TensorSRHT().transform(X)
+
+
 @parametrize_with_checks(
     [
         CountSketch(n_components=8, random_state=0),
