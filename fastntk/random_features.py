@@ -80,7 +80,12 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Output width ``m1 + ms``.
     n_arccos : int or None, default=None
         Width ``m0 = m1`` of each arc-cosine feature map, ``1 <= n_arccos < n_components``;
-        the TensorSRHT gets the rest.  None picks ``n_components // 2``.
+        the TensorSRHT gets the rest.  None picks ``n_components // 2``, the best split
+        measured: on 1,000 unit-norm MNIST rows at ``n_components=4096`` (relative
+        Frobenius error, mean of 3 seeds, ``asv_benchmarks/ntkrf_quality.py``) 2048 gave
+        0.040 / 0.066 at depth 1 / 2, against 0.057 / 0.072 for 1024 and 0.055 / 0.101
+        for 3072; at depth 3 splits from 1536 to 2560 were within noise (0.093-0.100).
+        The fitted weights hold ``(d + (depth - 1) n_arccos) * 2 n_arccos`` floats.
     leverage : bool, default=False
         Draw the ReLU weights ``W1`` from the leverage-score density
         ``q(w) = (||w||^2/d) N(0, I)`` and reweight each feature by ``sqrt(d)/||w||``
