@@ -168,7 +168,7 @@ def _read_npz(path):
         y = archive["y"] if "y" in archive.files else None
     if y is not None and y.shape[0] != X.shape[0]:
         raise CommandError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
-    return X, (y if y is not None else None)
+    return X, y
 
 
 def _check_width(path, X, n_features):
