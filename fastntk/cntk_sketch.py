@@ -347,14 +347,18 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         convs = [(a.astype(dtype), b.astype(dtype)) for a, b in self.conv_weights_]
         pool = None if self.pool_weights_ is None else self.pool_weights_.astype(dtype)
         largest_map = max(h * w for h, w in self.map_sizes_)
-        batch = max(1, _BATCH_VALUES // (largest_map * m))
+        batch = min(n, max(1, _BATCH_VALUES // (largest_map * m)))
+        # per-pixel features of kphi, t and of the next layer's Sigma, Theta; allocated
+        # once and reused by every layer and batch (fresh pages cost ~20% at 64x64)
+        buffers = [np.empty((batch * largest_map, m), dtype=dtype) for _ in range(4)]
         out = np.empty((n, m), dtype=dtype)
         with _numba_threads(_n_threads(self.n_jobs)):
             for start in range(0, n, batch):
                 rows = X[start:start + batch]
                 rows = rows.toarray() if sp.issparse(rows) else rows
                 images = np.ascontiguousarray(rows.reshape(-1, *shape), dtype=dtype)
-                self._transform_batch(images, layers, convs, pool, out[start:start + batch])
+                self._transform_batch(images, layers, convs, pool, buffers,
+                                      out[start:start + batch])
         return out
 
     def _layer_args(self, layer, dtype):
@@ -367,28 +371,27 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             cast("k_weights"),
         )
 
-    def _transform_batch(self, images, layers, convs, pool, out):
+    def _transform_batch(self, images, layers, convs, pool, buffers, out):
         """Features of one batch of images (n_b, H, W, C) into ``out`` (n_b, m)."""
         n_img = images.shape[0]
-        q, m, dtype = self.filter_size, self.n_components, images.dtype
+        q = self.filter_size
         _, offset = _map_sizes(*self.image_shape_[:2], q, self.padding, self.depth)
         diagonals = cntk_diagonals(images, depth=self.depth, filter_size=q,
                                    padding=self.padding)
         in_h, in_w = self.map_sizes_[0]
-        phi = np.empty((n_img * in_h * in_w, q * q * images.shape[3]), dtype=dtype)
+        phi = np.empty((n_img * in_h * in_w, q * q * images.shape[3]), dtype=images.dtype)
         _k.window_features(images, q, offset, in_h, in_w, phi)
         psi = phi  # Theta^(1) = Sigma^(1)
+        kphi_buf, t_buf, phi_buf, psi_buf = buffers
         for h, args in enumerate(layers):
-            norms = diagonals[h].reshape(-1)
-            kphi = np.empty((phi.shape[0], m), dtype=dtype)
-            t = np.empty((phi.shape[0], m), dtype=dtype)
-            n_blocks = max(1, min(phi.shape[0], 4 * numba.get_num_threads()))
-            _k.relu_sketch_layer(phi, psi, norms, *args, kphi, t, n_blocks)
+            n_pixels = phi.shape[0]
+            kphi, t = kphi_buf[:n_pixels], t_buf[:n_pixels]
+            n_blocks = max(1, min(n_pixels, 4 * numba.get_num_threads()))
+            _k.relu_sketch_layer(phi, psi, diagonals[h].reshape(-1), *args, kphi, t, n_blocks)
             if h + 1 < self.depth:
                 out_h, out_w = self.map_sizes_[h + 1]
-                del phi, psi  # four arrays of (pixels, m) alive at a time, not six
-                phi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
-                psi = np.empty((n_img * out_h * out_w, m), dtype=dtype)
+                phi = phi_buf[:n_img * out_h * out_w]
+                psi = psi_buf[:n_img * out_h * out_w]
                 w_phi, w_psi = convs[h]
                 _k.signed_window_sum(kphi, in_h, in_w, w_phi, q, offset, out_h, out_w, phi)
                 _k.signed_window_sum(t, in_h, in_w, w_psi, q, offset, out_h, out_w, psi)

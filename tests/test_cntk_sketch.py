@@ -93,7 +93,7 @@ def test_depth_one_is_unbiased_for_the_polynomial_cntk(degree, padding, pooling)
                          f1=_poly(est.k1_coef_), f0=_poly(est.k0_coef_))
     values = []
     for seed in range(200):
-        F = CNTKSketch(n_components=64, random_state=seed, **params).fit_transform(X)
+        F = CNTKSketch(n_components=64, random_state=seed, n_jobs=1, **params).fit_transform(X)
         values.append(F[0] @ F[1])
     mean, se = np.mean(values), np.std(values) / np.sqrt(len(values))
     assert abs(mean - target) < 4 * se
@@ -135,8 +135,8 @@ def test_one_pixel_filter_one_is_the_ntk():
                                               filter_size=1)[0, 0])
     values = [
         (lambda F: F[0] @ F[1])(
-            CNTKSketch(depth=2, filter_size=1, degree=8, n_components=512,
-                       random_state=s).fit_transform(X))
+            CNTKSketch(depth=2, filter_size=1, degree=8, n_components=512, random_state=s,
+                       n_jobs=1).fit_transform(X))
         for s in range(100)
     ]
     mean, se = np.mean(values), np.std(values) / np.sqrt(len(values))
