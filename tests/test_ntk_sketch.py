@@ -45,7 +45,7 @@ def test_error_falls_with_n_components(data, method, depth):
 @pytest.mark.parametrize("method", METHODS)
 def test_error_falls_with_degree(data, method):
     kernel = ntk_kernel(data, depth=2)
-    errors = [_mean_error(data, kernel, depth=2, method=method, n_components=8192, degree=p)
+    errors = [_mean_error(data, kernel, depth=2, method=method, n_components=4096, degree=p)
               for p in (1, 2, 8)]
     assert errors[0] > errors[1] > errors[2]
 
@@ -54,10 +54,10 @@ def test_error_falls_with_degree(data, method):
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_depths(data, method, depth):
     kernel = ntk_kernel(data, depth=depth)
-    features = NTKSketch(depth=depth, method=method, n_components=2048,
+    features = NTKSketch(depth=depth, method=method, n_components=1024,
                          random_state=0).fit_transform(data)
-    assert features.shape == (50, 2048)
-    assert _relative_error(features, kernel) < 0.1
+    assert features.shape == (50, 1024)
+    assert _relative_error(features, kernel) < 0.12
 
 
 def test_polynomial_sketch_is_unbiased():
