@@ -313,6 +313,7 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
         tl = np.empty((n_leaves // 2, m), dtype=kphi_out.dtype)
         q = np.empty((degree + 1, m), dtype=kphi_out.dtype)
         psi_t = np.empty(m, dtype=kphi_out.dtype)
+        kdot = np.empty(m, dtype=kphi_out.dtype)
         for k in range(m):
             q[0, k] = scale
         for p in range(start, stop):
@@ -331,14 +332,17 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
             _poly_tree(buf_d, e0, degree, n_leaves, leaf_idx, node_signs, node_idx,
                        const_right, scale, prev, cur, tl, buf_m, q)
             _sampled_transform(psi[p], psi_signs, psi_idx, buf_d, psi_t)
+            # degree-outer loops: unit-stride inner loops that vectorise
             for k in range(m):
-                a = k1_weights[0, k] * q[0, k]
-                b = k0_weights[0, k] * q[0, k]
-                for j in range(1, degree + 1):
-                    a += k1_weights[j, k] * q[j, k]
-                    b += k0_weights[j, k] * q[j, k]
-                kphi[k] = root * a
-                t[k] = prod_weights[k] * psi_t[k] * b + k_weights[k] * kphi[k]
+                kphi[k] = k1_weights[0, k] * q[0, k]
+                kdot[k] = k0_weights[0, k] * q[0, k]
+            for j in range(1, degree + 1):
+                for k in range(m):
+                    kphi[k] += k1_weights[j, k] * q[j, k]
+                    kdot[k] += k0_weights[j, k] * q[j, k]
+            for k in range(m):
+                kphi[k] *= root
+                t[k] = prod_weights[k] * psi_t[k] * kdot[k] + k_weights[k] * kphi[k]
 
 
 @njit(cache=True)
