@@ -33,7 +33,7 @@ def main():
         "dense 4000x1000": np.random.default_rng(0).standard_normal((4000, 1000)),
         "TF-IDF 4000x20000 (CSR)": _tfidf_20k(),
     }
-    print(f"| input | depth | X @ X.T (s) | ntk_kernel (s) | ratio |")
+    print("| input | depth | X @ X.T (s) | ntk_kernel (s) | ratio |")
     print("|---|---|---|---|---|")
     for name, X in inputs.items():
         if hasattr(X, "toarray"):

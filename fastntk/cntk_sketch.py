@@ -3,10 +3,8 @@
 The method is the CNTKSketch of Zandieh et al. (NeurIPS 2021), DESIGN.md section 4.3,
 for the kernel of section 2.2 (:func:`fastntk.kernels.cntk_kernel`).
 """
-import contextlib
 import math
 import numbers
-import os
 
 import numba
 import numpy as np
@@ -17,6 +15,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _cntk_sketch_kernels as _k
+from ._threading import effective_n_threads as _n_threads
+from ._threading import next_pow2 as _next_pow2
+from ._threading import numba_threads as _numba_threads
+from .kernels import _conv_geometry as _map_sizes
 from .kernels import cntk_diagonals
 from .arccos import k0, k1
 from .polyfit import fit_nonnegative_polynomial
@@ -28,31 +30,6 @@ _FLOAT_DTYPES = (np.float64, np.float32)
 # Values per per-pixel feature array of a batch: bounds the working memory to a few
 # such arrays (~16 MB each in float32) whatever the number of images.
 _BATCH_VALUES = 2**22
-
-
-def _n_threads(n_jobs):
-    """Threads for ``n_jobs``: None and -1 mean every core, -2 all but one, and so on."""
-    n_cpus = os.cpu_count() or 1
-    if n_jobs is None:
-        return n_cpus
-    if n_jobs < 0:
-        return max(1, n_cpus + 1 + n_jobs)
-    return int(n_jobs)
-
-
-@contextlib.contextmanager
-def _numba_threads(n_threads):
-    """Run the Numba kernels on ``n_threads`` threads (a thread-local setting)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-def _next_pow2(n):
-    return 1 << max(0, int(n) - 1).bit_length()
 
 
 def _signs(rng, shape):
@@ -70,24 +47,6 @@ def _coordinates(rng, n_pad, m, shape=()):
     for k in range(n_sketches):
         out[k] = rng.choice(n_pad, m, replace=m > n_pad)
     return out.reshape(*shape, m)
-
-
-def _map_sizes(height, width, filter_size, padding, depth):
-    """Map size after each of the ``depth`` convolutions, and the window offset."""
-    if padding == "same":
-        return [(height, width)] * depth, -((filter_size - 1) // 2)
-    sizes = []
-    h, w = height, width
-    for layer in range(depth):
-        h, w = h - filter_size + 1, w - filter_size + 1
-        if h < 1 or w < 1:
-            raise ValueError(
-                f"images of size {height}x{width} are too small for {depth} 'valid' "
-                f"convolution(s) with filter_size={filter_size} (layer {layer + 1} would "
-                f"be {h}x{w})"
-            )
-        sizes.append((h, w))
-    return sizes, 0
 
 
 class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

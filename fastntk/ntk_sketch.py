@@ -42,7 +42,10 @@ from . import _hadamard
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
 from .polyfit import kernel_polynomial
-from .sketches import _canonical_csr, _effective_n_threads, _next_pow2, _numba_threads
+from ._threading import effective_n_threads as _effective_n_threads
+from ._threading import next_pow2 as _next_pow2
+from ._threading import numba_threads as _numba_threads
+from .sketches import _canonical_csr
 
 __all__ = ["NTKSketch"]
 

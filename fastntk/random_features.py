@@ -12,7 +12,6 @@ NNGP ``Sigma_h`` and ``psi_h = [phi_h, TensorSRHT(psi_{h-1}, Phi0_h(phi_{h-1}))]
 ``phi_0 = psi_0 = x``.
 """
 import numbers
-import os
 from contextlib import nullcontext
 
 import numpy as np
@@ -23,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ._threading import effective_n_threads as _n_threads
 from .leverage import sample_leverage_weights
 from .sketches import CountSketch, TensorSRHT, unpack_codes
 
@@ -37,14 +37,6 @@ _BLOCK_ROWS = 256
 _AUTO_INPUT_SKETCH = 8192
 
 _SEED_MAX = np.iinfo(np.int32).max
-
-
-def _n_threads(n_jobs):
-    """BLAS threads for an integer ``n_jobs``: -1 means every core, -2 all but one, etc."""
-    n_cpus = os.cpu_count() or 1
-    if n_jobs < 0:
-        return max(1, n_cpus + 1 + n_jobs)
-    return max(1, int(n_jobs))
 
 
 def _default_n_arccos(n_components):

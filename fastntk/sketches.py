@@ -22,11 +22,8 @@ high-degree polynomial kernels", SODA 2020.
 Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via sketching
 and random features", NeurIPS 2021.
 """
-import contextlib
 import numbers
-import os
 
-import numba
 import numpy as np
 import scipy.fft
 import scipy.sparse as sp
@@ -36,6 +33,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _hadamard
+from ._threading import effective_n_threads as _effective_n_threads
+from ._threading import next_pow2 as _next_pow2
+from ._threading import numba_threads as _numba_threads
 from ._countsketch import countsketch_csr, countsketch_dense
 
 __all__ = ["CountSketch", "SRHT", "TensorSRHT", "TensorSketch", "PolySketch", "unpack_codes"]
@@ -48,44 +48,6 @@ _BATCH_VALUES = 2**20
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-# Work (non-zeros or transform lengths) below which one more thread costs more than it
-# saves: waking an OpenMP/Numba team costs tens of microseconds, and much more on a
-# loaded machine.
-_WORK_PER_THREAD = 2**16
-
-
-def _effective_n_threads(n_jobs, work):
-    """Threads for ``n_jobs`` and an amount of ``work``.
-
-    None and -1 mean every core, -2 all but one, and so on, like the OpenMP-based
-    estimators of scikit-learn (e.g. HistGradientBoosting); small inputs run on fewer
-    threads, as they would not amortise the start of a thread team.
-    """
-    n_cpus = os.cpu_count() or 1
-    if n_jobs is None:
-        n_threads = n_cpus
-    elif n_jobs < 0:
-        n_threads = max(1, n_cpus + 1 + n_jobs)
-    else:
-        n_threads = max(1, int(n_jobs))
-    return int(max(1, min(n_threads, work // _WORK_PER_THREAD)))
-
-
-@contextlib.contextmanager
-def _numba_threads(n_threads):
-    """Run Numba parallel kernels on ``n_threads`` threads (thread-local setting)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-def _next_pow2(n):
-    return 1 << max(0, int(n) - 1).bit_length()
 
 
 def _random_signs(rng, shape):
