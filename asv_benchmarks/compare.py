@@ -4,7 +4,8 @@ For every data set and method this fits on the training split, predicts the test
 and records the test metric, the fit time (features + solver), the transform/predict time
 of the test split and the peak resident memory of the process doing it (each run in a
 fresh process, so peaks do not mix; the figure includes the ~0.2 GB of the imported
-libraries).  It writes a Markdown table and a PNG plot of metric against fit time.
+libraries).  It writes a Markdown table, a PNG plot of metric against fit time and the
+raw results (.json); ``--merge`` re-measures some entries of an earlier run in place.
 
 Usage::
 
@@ -16,6 +17,7 @@ Data sets (shared/DATA.md): health tweets (16-class text classification, TF-IDF)
 Trump tweets (regression of log(1 + retweets), TF-IDF) and MNIST (10 classes, 28x28).
 """
 import argparse
+import json
 import multiprocessing
 import resource
 import time
@@ -204,6 +206,9 @@ def main():
     parser.add_argument("--out", default="compare", help="output prefix (.md and .png)")
     parser.add_argument("--datasets", nargs="+", default=list(SPLITS))
     parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--merge", action="store_true",
+                        help="re-measure only the given data sets and methods and merge "
+                             "them into the results already in OUT.json")
     args = parser.parse_args()
     results = []
     for dataset in args.datasets:
@@ -214,6 +219,14 @@ def main():
             result = run_isolated((dataset, method, n_train, n_test))
             results.append(result)
             print(markdown([result]).splitlines()[-1], flush=True)
+    if args.merge:
+        with open(f"{args.out}.json") as fh:
+            previous = json.load(fh)
+        fresh = {(r["dataset"], r["method"]): r for r in results}
+        results = [fresh.pop((r["dataset"], r["method"]), r) for r in previous]
+        results += list(fresh.values())
+    with open(f"{args.out}.json", "w") as fh:
+        json.dump(results, fh, indent=1)
     table = markdown(results)
     with open(f"{args.out}.md", "w") as fh:
         fh.write(table + "\n")

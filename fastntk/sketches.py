@@ -36,7 +36,12 @@ from . import _hadamard
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
 from ._threading import numba_threads as _numba_threads
-from ._countsketch import countsketch_csr, countsketch_dense
+from ._countsketch import (
+    countsketch_csr,
+    countsketch_csr_hashed,
+    countsketch_dense,
+    hashed_codes,
+)
 
 __all__ = ["CountSketch", "SRHT", "TensorSRHT", "TensorSketch", "PolySketch", "unpack_codes"]
 
@@ -549,8 +554,11 @@ class PolySketch(_BaseSketch):
     ----------
     leaf_ : str
         "countsketch" or "srht".
-    codes_ : ndarray of shape (n_features_in_, degree), int32
-        CountSketch leaves: packed bucket/sign codes (see :func:`unpack_codes`).
+    leaf_keys_ : ndarray of shape (degree,), uint64
+        CountSketch leaves: hash keys.  Leaf ``l`` sends column ``j`` to the bucket and
+        sign packed in ``fastntk._countsketch.hashed_codes(leaf_keys_, d, m)[j, l]``,
+        computed on the fly for sparse rows: no table of the input width is stored or
+        fetched, so the cost of a non-zero does not depend on ``n_features_in_``.
     leaf_signs_ : ndarray of shape (degree, n_features_in_), int8
         SRHT leaves: signs.
     leaf_indices_ : ndarray of shape (degree, n_components), int32
@@ -614,7 +622,7 @@ class PolySketch(_BaseSketch):
         if self.leaf == "auto":
             self.leaf_ = "countsketch" if sp.issparse(X) else "srht"
         if self.leaf_ == "countsketch":
-            self.codes_ = _random_codes(rng, d, p, m)
+            self.leaf_keys_ = rng.randint(0, 2**63, size=p, dtype=np.uint64)
         else:
             self.leaf_n_pad_ = _next_pow2(max(d, m))
             self.leaf_signs_ = _random_signs(rng, (p, d))
@@ -662,13 +670,18 @@ class PolySketch(_BaseSketch):
             row_values = max((p + 1) * m, self.leaf_n_pad_)
         else:
             row_values = (p + 1) * m
+            if not sp.issparse(X):
+                # Dense rows cost O(d p) each anyway: tabulate the hashes once per call.
+                codes = hashed_codes(self.leaf_keys_, X.shape[1], m)
         with _numba_threads(n_threads):
             for start, stop in _batches(n, row_values):
                 rows = _rows(X, start, stop, writable=True)
                 block = out[start:stop]
                 # Leaves go to slots 1..p, where the tree reads them.
-                if self.leaf_ == "countsketch":
-                    _countsketch_into(rows, self.codes_, block, n_threads, first=1)
+                if self.leaf_ == "countsketch" and isinstance(rows, tuple):
+                    countsketch_csr_hashed(*rows, self.leaf_keys_, block, 1, n_threads)
+                elif self.leaf_ == "countsketch":
+                    countsketch_dense(rows, codes, block, 1, n_threads)
                 else:
                     _srht_into(rows, leaf_signs, leaf_indices, self.leaf_n_pad_,
                                leaf_scale, block, first=1)

@@ -13,11 +13,21 @@ Packed codes
 kernels decode it without branches (a random sign would defeat the branch predictor):
 ``c >> 31`` is 0 or -1, so ``1 | (c >> 31)`` is the sign and ``c ^ (c >> 31)`` the bucket.
 
+Hashed codes
+------------
+For inputs too wide for a table to stay in cache, the code of column ``j`` in sketch
+``l`` is computed on the fly from a 64-bit key: ``h = mix64(j + key_l)`` (the
+splitmix64 finaliser, a bijection with full avalanche), sign +1 if the top bit of ``h``
+is set, bucket ``((h mod 2^32) * m) >> 32``.  :func:`hashed_codes` evaluates the same
+function into a packed table, so hashed and tabled paths give identical sketches.
+
 Every row is processed by one thread, which alone writes its output row, so the
 result does not depend on the number of threads.  Sums are accumulated in the
 output's precision, in increasing column order for CSR rows with sorted indices and
 for dense rows, which makes the CSR and dense paths bit-identical.
 """
+import numpy as np
+
 cimport numpy as cnp
 from cython.parallel cimport prange
 
@@ -30,6 +40,58 @@ ctypedef fused floating:
 ctypedef fused integral:
     int
     long long
+
+ctypedef unsigned long long uint64
+
+
+cdef inline uint64 _mix64(uint64 z) noexcept nogil:
+    """splitmix64 finaliser."""
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline int _hashed_code(uint64 j, uint64 key, uint64 n_components) noexcept nogil:
+    """Packed code (see the module docstring) of column ``j`` under ``key``."""
+    cdef uint64 h = _mix64(j + key)
+    cdef int bucket = <int>(((h & 0xFFFFFFFFULL) * n_components) >> 32)
+    return bucket if h >> 63 else ~bucket
+
+
+cdef _check_out(Py_ssize_t* shape, Py_ssize_t n_rows, Py_ssize_t first,
+                Py_ssize_t n_sketches):
+    """Raise unless ``out`` of ``shape`` has room for the sketches of every row."""
+    if shape[0] != n_rows or shape[1] < first + n_sketches or first < 0:
+        raise ValueError(
+            f"out has shape ({shape[0]}, {shape[1]}, {shape[2]}), expected "
+            f"({n_rows}, >= {first} + {n_sketches}, m)"
+        )
+
+
+def hashed_codes(const uint64[::1] keys, Py_ssize_t n_features, Py_ssize_t n_components):
+    """Packed codes of columns ``0..n_features-1`` under every key.
+
+    Parameters
+    ----------
+    keys : ndarray of shape (n_sketches,), uint64
+    n_features : int
+    n_components : int
+        Number of buckets, at most 2^31 - 1.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_features, n_sketches), int32
+        What :func:`countsketch_csr_hashed` computes on the fly.
+    """
+    cdef Py_ssize_t n_sketches = keys.shape[0]
+    codes_arr = np.empty((n_features, n_sketches), dtype=np.int32)
+    cdef int[:, ::1] codes = codes_arr
+    cdef Py_ssize_t j, l
+    with nogil:
+        for j in range(n_features):
+            for l in range(n_sketches):
+                codes[j, l] = _hashed_code(j, keys[l], n_components)
+    return codes_arr
 
 
 def countsketch_csr(const floating[::1] data, const integral[::1] indices,
@@ -55,11 +117,7 @@ def countsketch_csr(const floating[::1] data, const integral[::1] indices,
     """
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
     cdef Py_ssize_t n_sketches = codes.shape[1]
-    if out.shape[0] != n_rows or out.shape[1] < first + n_sketches or first < 0:
-        raise ValueError(
-            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, >= {first} + "
-            f"{n_sketches}, m)"
-        )
+    _check_out(out.shape, n_rows, first, n_sketches)
     cdef Py_ssize_t i, l
     cdef integral k, j
     cdef int c, neg
@@ -81,6 +139,31 @@ def countsketch_csr(const floating[::1] data, const integral[::1] indices,
                         c = codes[j, l]
                         neg = c >> 31
                         out[i, first + l, c ^ neg] += (1 | neg) * v
+
+
+def countsketch_csr_hashed(const floating[::1] data, const integral[::1] indices,
+                           const integral[::1] indptr, const uint64[::1] keys,
+                           floating[:, :, ::1] out, Py_ssize_t first=0,
+                           int n_threads=1):
+    """:func:`countsketch_csr` with codes hashed on the fly from ``keys`` (uint64, one
+    per sketch): no table to fetch, so the cost of a non-zero does not grow with the
+    input width.  Identical to ``countsketch_csr`` with ``hashed_codes(keys, ...)``."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1
+    cdef Py_ssize_t n_sketches = keys.shape[0]
+    cdef uint64 m = out.shape[2]
+    _check_out(out.shape, n_rows, first, n_sketches)
+    cdef Py_ssize_t i, l
+    cdef integral k
+    cdef int c, neg
+    cdef floating v
+    with nogil:
+        for i in prange(n_rows, num_threads=n_threads, schedule="guided"):
+            for k in range(indptr[i], indptr[i + 1]):
+                v = data[k]
+                for l in range(n_sketches):
+                    c = _hashed_code(<uint64>indices[k], keys[l], m)
+                    neg = c >> 31
+                    out[i, first + l, c ^ neg] += (1 | neg) * v
 
 
 def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
@@ -106,11 +189,7 @@ def countsketch_dense(const floating[:, ::1] X, const int[:, ::1] codes,
     cdef Py_ssize_t n_sketches = codes.shape[1]
     if codes.shape[0] != n_features:
         raise ValueError(f"codes has {codes.shape[0]} rows for {n_features} features")
-    if out.shape[0] != n_rows or out.shape[1] < first + n_sketches or first < 0:
-        raise ValueError(
-            f"out has shape {tuple(out.shape)[:3]}, expected ({n_rows}, >= {first} + "
-            f"{n_sketches}, m)"
-        )
+    _check_out(out.shape, n_rows, first, n_sketches)
     cdef Py_ssize_t i, j, l
     cdef int c, neg
     cdef floating v

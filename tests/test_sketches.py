@@ -5,6 +5,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from fastntk._countsketch import hashed_codes
 from fastntk._hadamard import fwht_inplace
 from fastntk import sketches
 from fastntk.sketches import (
@@ -65,6 +66,22 @@ def test_countsketch_is_the_hashing_matrix():
     np.testing.assert_allclose(cs.transform(X), X @ C, rtol=1e-12, atol=1e-12)
     # every bucket and both signs are used: the codes are not degenerate
     assert set(buckets) == set(range(9)) and set(signs) == {-1, 1}
+
+
+def test_hashed_codes_are_uniform_and_independent_across_keys():
+    # The on-the-fly hash behaves like the random table it replaces: every bucket
+    # equally likely (chi-square), signs balanced, and distinct keys uncorrelated.
+    n_features, m = 200_000, 64
+    keys = np.array([1, 2, 2**62 + 12345], dtype=np.uint64)
+    buckets, signs = unpack_codes(hashed_codes(keys, n_features, m))
+    for l in range(3):
+        counts = np.bincount(buckets[:, l], minlength=m)
+        chi2 = ((counts - n_features / m) ** 2 / (n_features / m)).sum()
+        assert chi2 < m + 5 * np.sqrt(2 * m)  # chi2 with m - 1 dof: mean m - 1, sd ~ sqrt(2m)
+        assert abs(signs[:, l].mean()) < 5 / np.sqrt(n_features)
+    # adjacent keys: the sign patterns of keys 1 and 2 agree about half the time
+    assert abs((signs[:, 0] * signs[:, 1]).mean()) < 5 / np.sqrt(n_features)
+    assert np.mean(buckets[:, 0] == buckets[:, 1]) == pytest.approx(1 / m, abs=5e-3)
 
 
 def test_srht_is_orthogonal_when_it_keeps_every_coordinate():
@@ -172,7 +189,7 @@ def test_polysketch_every_degree_matches_its_own_tree(leaf):
     poly = PolySketch(degree=8, n_components=8, leaf=leaf, random_state=0).fit(X)
     Z = poly.transform(X)
     if leaf == "countsketch":
-        buckets, signs = unpack_codes(poly.codes_)
+        buckets, signs = unpack_codes(hashed_codes(poly.leaf_keys_, 13, 8))
         C = np.zeros((8, 13, 8))
         for k in range(8):
             C[k, np.arange(13), buckets[:, k]] = signs[:, k]
