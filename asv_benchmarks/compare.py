@@ -173,29 +173,30 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     datasets = list(dict.fromkeys(r["dataset"] for r in results))
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.5))
     axes = np.atleast_1d(axes)
-    methods = list(dict.fromkeys(r["method"] for r in results))
-    markers = dict(zip(methods, "os^vD<>ph*"))
+    # one marker and colour per method across every panel
+    methods = [m for m in METHODS if any(r["method"] == m for r in results)]
+    style = {m: (marker, f"C{k}") for k, (m, marker) in enumerate(zip(methods, "os^vD<>ph*"))}
     for ax, dataset in zip(axes, datasets):
         for r in (r for r in results if r["dataset"] == dataset):
-            ax.scatter(r["fit_s"] + r["predict_s"], r["metric"], marker=markers[r["method"]],
-                       s=60, label=r["method"])
+            marker, colour = style[r["method"]]
+            ax.scatter(r["fit_s"] + r["predict_s"], r["metric"], marker=marker, c=colour,
+                       s=60)
         task = next(r["task"] for r in results if r["dataset"] == dataset)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("fit + predict time (s), 2-core VM")
         ax.set_ylabel("test accuracy" if task == "classification" else "test RMSE (lower is better)")
         ax.set_title(dataset)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:]:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            if l not in labels:
-                handles.append(h)
-                labels.append(l)
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    handles = [plt.Line2D([], [], linestyle="", marker=style[m][0], color=style[m][1],
+                          markersize=8) for m in methods]
+    fig.legend(handles, methods, loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
 
@@ -209,12 +210,14 @@ def main():
     parser.add_argument("--out", default="compare", help="output prefix (.md and .png)")
     parser.add_argument("--datasets", nargs="+", default=list(SPLITS))
     parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--replot", action="store_true",
+                        help="measure nothing: rewrite OUT.md and OUT.png from OUT.json")
     parser.add_argument("--merge", action="store_true",
                         help="re-measure only the given data sets and methods and merge "
                              "them into the results already in OUT.json")
     args = parser.parse_args()
     results = []
-    for dataset in args.datasets:
+    for dataset in [] if args.replot else args.datasets:
         n_train, n_test = SPLITS[dataset]
         for method in args.methods:
             if method == "fastntk CNTKSketch" and dataset != "mnist":
@@ -222,7 +225,7 @@ def main():
             result = run_isolated((dataset, method, n_train, n_test))
             results.append(result)
             print(markdown([result]).splitlines()[-1], flush=True)
-    if args.merge:
+    if args.merge or args.replot:
         with open(f"{args.out}.json") as fh:
             previous = json.load(fh)
         fresh = {(r["dataset"], r["method"]): r for r in results}
