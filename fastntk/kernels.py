@@ -182,8 +182,14 @@ def _gram(X, Y):
         product = X @ Y.T
         return np.ascontiguousarray(product.toarray())
     X = np.asarray(X, dtype=np.float64)
-    # Y = X (same buffer) lets numpy use a symmetric rank-k update for X @ X.T
-    Y = X if Y is None else np.asarray(Y, dtype=np.float64)
+    if Y is None:
+        # the same buffer lets numpy use a symmetric rank-k update for X @ X.T
+        return np.ascontiguousarray(X @ X.T)
+    Y = np.asarray(Y, dtype=np.float64)
+    if np.may_share_memory(X, Y):
+        # an explicit Y always takes the general product, so that K(X, Y) does not
+        # change in the last bit with whether Y happens to alias X
+        Y = Y.copy()
     return np.ascontiguousarray(X @ Y.T)
 
 
@@ -386,11 +392,13 @@ def _window_average(A, out_h, out_w, q, offset):
 
 
 @njit(cache=True)
-def _relu_step(sigma, theta, nx, ny):
+def _relu_step(sigma, theta, nx, ny, same_image):
     """K, T of one layer from Sigma, Theta and the diagonals (all on one pixel grid).
 
     One arccos per entry serves both k0 and k1, and the loop over the last axis has no
-    call that would stop it vectorising.
+    call that would stop it vectorising.  With ``same_image`` a pixel paired with itself
+    takes cos = 1 exactly, as :func:`ntk_kernel` does on its diagonal: k0 has an infinite
+    slope at 1, so a rounded cos of 1 - 1e-16 would shift the kernel by ~1e-8.
     """
     h, w = nx.shape
     k_map = np.zeros_like(sigma)
@@ -404,6 +412,8 @@ def _relu_step(sigma, theta, nx, ny):
                         theta[i, j, k, l] = 0.0
                         continue
                     t = min(max(sigma[i, j, k, l] / scale, -1.0), 1.0)
+                    if same_image and i == k and j == l:
+                        t = 1.0
                     angle = acos(t)
                     k1 = (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - angle)) / math.pi
                     k_map[i, j, k, l] = scale * k1
@@ -413,7 +423,7 @@ def _relu_step(sigma, theta, nx, ny):
 
 
 @njit(cache=True)
-def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp):
+def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp, same_image):
     """CNTK of one pair of images: O(P^2) memory, O(P^2 q^2 L) time."""
     height, width, channels = x.shape
     depth = sizes.shape[0]
@@ -425,7 +435,7 @@ def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp):
     for h in range(depth):
         hh, ww = sizes[h, 0], sizes[h, 1]
         k_map, theta = _relu_step(
-            sigma, theta, diag_x[h, :hh, :ww], diag_y[h, :hh, :ww]
+            sigma, theta, diag_x[h, :hh, :ww], diag_y[h, :hh, :ww], same_image
         )
         if h + 1 < depth:
             nh, nw = sizes[h + 1, 0], sizes[h + 1, 1]
@@ -444,12 +454,12 @@ def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp):
 
 
 @njit(parallel=True, cache=True)
-def _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, q, offset, flatten, nngp):
+def _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, q, offset, flatten, nngp, symmetric):
     out = np.empty(pairs.shape[0])
     for k in prange(pairs.shape[0]):
         i, j = pairs[k, 0], pairs[k, 1]
         out[k] = _cntk_pair(X[i], Y[j], diag_x[:, i], diag_y[:, j], sizes, q, offset,
-                            flatten, nngp)
+                            flatten, nngp, symmetric and i == j)
     return out
 
 
@@ -508,7 +518,7 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
         rows, cols = np.divmod(np.arange(n_x * n_y), n_y)
     pairs = np.stack([rows, cols], axis=1).astype(np.int64)
     values = _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, filter_size, offset,
-                         pooling == "flatten", kind == "nngp")
+                         pooling == "flatten", kind == "nngp", symmetric)
     K = np.empty((n_x, n_y))
     K[rows, cols] = values
     if symmetric:
