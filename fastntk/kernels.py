@@ -398,9 +398,15 @@ def _relu_step(sigma, theta, nx, ny, same_image):
     One arccos per entry serves both k0 and k1, and the loop over the last axis has no
     call that would stop it vectorising.  With ``same_image`` a pixel paired with itself
     takes cos = 1 exactly, as :func:`ntk_kernel` does on its diagonal: k0 has an infinite
-    slope at 1, so a rounded cos of 1 - 1e-16 would shift the kernel by ~1e-8.
+    slope at 1, so a rounded cos of 1 - 1e-16 would shift the kernel by ~1e-8.  (Setting
+    Sigma there to the diagonal itself gives t = n / sqrt(n * n) = 1 exactly in IEEE
+    arithmetic, and keeps a branch out of the inner loop.)
     """
     h, w = nx.shape
+    if same_image:
+        for i in range(h):
+            for j in range(w):
+                sigma[i, j, i, j] = nx[i, j]
     k_map = np.zeros_like(sigma)
     for i in range(h):
         for j in range(w):
@@ -412,8 +418,6 @@ def _relu_step(sigma, theta, nx, ny, same_image):
                         theta[i, j, k, l] = 0.0
                         continue
                     t = min(max(sigma[i, j, k, l] / scale, -1.0), 1.0)
-                    if same_image and i == k and j == l:
-                        t = 1.0
                     angle = acos(t)
                     k1 = (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - angle)) / math.pi
                     k_map[i, j, k, l] = scale * k1
