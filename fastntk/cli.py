@@ -411,8 +411,9 @@ def run_demo(n_components=1024, depth=2, out=None):
     from .ridge import NTKRidge, NTKRidgeClassifier
 
     out = out or sys.stdout
-    print(f"fastntk {__version__} demo: ridge on NTK features (GCV over 25 alphas) vs exact "
-          f"NTK kernel ridge, depth {depth}", file=out)
+    print(f"fastntk {__version__} demo: ridge on NTK features vs exact NTK kernel ridge, "
+          f"depth {depth}; alpha among 25 by leave-one-out (GCV where n > features)",
+          file=out)
     print("time = fit + predict, wall clock (cpu: summed over threads), one-off JIT "
           "compilation excluded", file=out)
     for load in (_demo_digits, _demo_diabetes):
@@ -473,7 +474,8 @@ def make_parser():
     fit.add_argument("--image-shape", default=None, metavar="H,W,C",
                      help="image shape for cntk-sketch / exact CNTK (default: square, 1 channel)")
     fit.add_argument("--alphas", type=float, nargs="+", default=None,
-                     help="ridge parameters tried by GCV (default 1e-6 .. 1e6)")
+                     help="ridge parameters to choose from, by leave-one-out or GCV "
+                          "(default 1e-6 .. 1e6)")
     fit.add_argument("--batch-size", type=_positive_int, default=4096)
     fit.add_argument("--random-state", type=int, default=0)
     fit.add_argument("--out", type=Path, required=True, help="where to save the model")

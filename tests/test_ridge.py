@@ -1,4 +1,4 @@
-"""Tests of fastntk.ridge: GCV and solutions against direct solves, streaming, persistence."""
+"""Tests of fastntk.ridge: GCV, LOO and solutions against direct solves, streaming, persistence."""
 import pickle
 
 import numpy as np
@@ -6,7 +6,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.kernel_approximation import RBFSampler
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_sample_weight_equivalence_on_dense_data,
+    check_sample_weight_equivalence_on_sparse_data,
+    parametrize_with_checks,
+)
 
 import fastntk._persistence as persistence
 import fastntk.ridge as ridge_module
@@ -52,11 +56,12 @@ def test_gcv_and_solution_match_direct_solve(solver, fit_intercept, weighted):
     X, Y = _data(n=60, d=15, n_targets=2)
     rng = np.random.default_rng(1)
     w = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else np.ones(X.shape[0])
-    model = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver=solver,
+    model = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver=solver, criterion="gcv",
                      fit_intercept=fit_intercept).fit(X, Y, sample_weight=w)
     expected = [_brute_force_ridge(X, Y, w, a, fit_intercept) for a in ALPHAS]
     gcv = np.array([e[2] for e in expected])
-    np.testing.assert_allclose(model.gcv_values_, gcv, rtol=1e-8)
+    assert model.criterion_ == "gcv"
+    np.testing.assert_allclose(model.cv_values_, gcv, rtol=1e-8)
     best = int(np.argmin(gcv))
     assert model.alpha_ == ALPHAS[best]
     coef, intercept, _ = expected[best]
@@ -64,12 +69,68 @@ def test_gcv_and_solution_match_direct_solve(solver, fit_intercept, weighted):
     np.testing.assert_allclose(model.intercept_, intercept, rtol=1e-7, atol=1e-10)
 
 
+def _leave_one_out_by_refitting(Z, Y, w, alpha, fit_intercept):
+    """Weighted mean squared error of the n models fitted without one sample each."""
+    errors = []
+    for i in range(Z.shape[0]):
+        held_out = w.copy()
+        held_out[i] = 0.0            # weight zero: sample i takes no part in the fit
+        coef, intercept, _ = _brute_force_ridge(Z, Y, held_out, alpha, fit_intercept)
+        errors.append(np.sum((Y[i] - Z[i] @ coef - intercept) ** 2))
+    return w @ np.array(errors) / w.sum() / Y.shape[1]
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loo_matches_refitting_without_each_sample(fit_intercept, weighted):
+    # the dual (n_samples <= n_components here) chooses alpha by leave-one-out by default
+    X, Y = _data(n=25, d=40, n_targets=2)
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else np.ones(X.shape[0])
+    model = NTKRidge(FunctionTransformer(), alphas=ALPHAS,
+                     fit_intercept=fit_intercept).fit(X, Y, sample_weight=w)
+    loo = np.array([_leave_one_out_by_refitting(X, Y, w, a, fit_intercept) for a in ALPHAS])
+    assert model.criterion_ == "loo"
+    np.testing.assert_allclose(model.cv_values_, loo, rtol=1e-7)
+    best = int(np.argmin(loo))
+    assert model.alpha_ == ALPHAS[best]
+    coef, intercept, _ = _brute_force_ridge(X, Y, w, ALPHAS[best], fit_intercept)
+    np.testing.assert_allclose(model.coef_, coef.T, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(model.intercept_, intercept, rtol=1e-7, atol=1e-10)
+
+
+def test_loo_is_not_fooled_by_duplicates_where_gcv_is():
+    # More features than samples, and five rows repeated (retweets): the duplicate pairs
+    # leave null directions that keep n - df >= 5 while the fit interpolates, so GCV keeps
+    # falling as alpha -> 0; leave-one-out sees the noise of the other rows.  Without the
+    # duplicates both criteria agree.
+    X, y = _data(n=60, d=200, seed=0)
+    alphas = np.logspace(-4, 4, 17)
+    fits = {}
+    for name, (rows, target) in {"unique": (X, y), "repeated": (
+            np.vstack([X, X[:5]]), np.concatenate([y, y[:5]]))}.items():
+        fits[name] = [NTKRidge(FunctionTransformer(), alphas=alphas, criterion=criterion)
+                      .fit(rows, target).alpha_ for criterion in ("gcv", "loo")]
+    assert fits["unique"][0] == fits["unique"][1] == 100.0
+    assert fits["repeated"] == [alphas[0], 100.0]
+
+
 def test_gcv_picks_an_interior_alpha_on_noisy_data():
     # a test that can fail: the curve must have its minimum strictly inside the grid
     X, y = _data(n=200, d=30)
     model = NTKRidge(FunctionTransformer(), alphas=np.logspace(-4, 4, 17)).fit(X, y)
-    best = int(np.argmin(model.gcv_values_))
+    assert model.criterion_ == "gcv"
+    best = int(np.argmin(model.cv_values_))
     assert 0 < best < 16
+
+
+def test_loo_needs_the_dual_solve():
+    X, y = _data(n=60, d=5)
+    with pytest.raises(ValueError, match="criterion='loo' needs the dual"):
+        NTKRidge(FunctionTransformer(), criterion="loo").fit(X, y)
+    with pytest.raises(ValueError, match="criterion='loo' needs the dual"):
+        NTKRidge(FunctionTransformer(), criterion="loo").partial_fit(X, y)
+    assert NTKRidge(FunctionTransformer(), criterion="loo", solver="dual").fit(X, y).criterion_ == "loo"
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
@@ -77,7 +138,8 @@ def test_streaming_any_batch_size_equals_one_shot(batch_size):
     X, Y = _data(n=150, d=6, n_targets=3)
     one_shot = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=10_000, solver="primal").fit(X, Y)
     for solver in ("primal", "dual"):
-        model = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=batch_size, solver=solver).fit(X, Y)
+        model = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=batch_size, solver=solver,
+                         criterion="gcv").fit(X, Y)
         assert model.alpha_ == one_shot.alpha_
         np.testing.assert_allclose(model.coef_, one_shot.coef_, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(model.predict(X), one_shot.predict(X), rtol=1e-9, atol=1e-9)
@@ -177,13 +239,13 @@ def test_wrong_width_and_bad_parameters():
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :-1])
     for params in ({"alphas": ()}, {"alphas": (1.0, -1.0)}, {"batch_size": 0},
-                   {"solver": "qr"}, {"feature_map": "nonsense"}):
+                   {"solver": "qr"}, {"criterion": "aic"}, {"feature_map": "nonsense"}):
         with pytest.raises(ValueError):
             NTKRidge(**{"feature_map": _rbf(), **params}).fit(X, y)
 
 
 def test_exact_kernel_ridge_matches_block_system():
-    """Exact NTK ridge solves [[K + a I, 1], [1^T, 0]] [c; b] = [y; 0] with GCV's alpha."""
+    """Exact NTK ridge solves [[K + a I, 1], [1^T, 0]] [c; b] = [y; 0], alpha by LOO."""
     from fastntk.kernels import ntk_kernel
 
     X, Y = _data(n=50, d=5, n_targets=2)
@@ -191,15 +253,15 @@ def test_exact_kernel_ridge_matches_block_system():
     model = NTKRidge("exact", alphas=ALPHAS, kernel_params={"depth": 2}).fit(X, Y)
     K = ntk_kernel(X, depth=2)
     n = K.shape[0]
-    gcv = []
+    loo = []
     for alpha in ALPHAS:
         block = np.block([[K + alpha * np.eye(n), np.ones((n, 1))], [np.ones((1, n)), 0.0]])
         inverse = np.linalg.inv(block)[:n, :n]       # y -> c
         hat = np.eye(n) - alpha * inverse             # fitted values are y - alpha c
-        resid = Y - hat @ Y
-        gcv.append(n * np.sum(resid ** 2) / (n - np.trace(hat)) ** 2 / 2)
-    np.testing.assert_allclose(model.gcv_values_, gcv, rtol=1e-6)
-    alpha = ALPHAS[int(np.argmin(gcv))]
+        resid = (Y - hat @ Y) / (1.0 - np.diag(hat))[:, None]
+        loo.append(np.sum(resid ** 2) / n / 2)
+    np.testing.assert_allclose(model.cv_values_, loo, rtol=1e-6)
+    alpha = ALPHAS[int(np.argmin(loo))]
     assert model.alpha_ == alpha
     block = np.block([[K + alpha * np.eye(n), np.ones((n, 1))], [np.ones((1, n)), 0.0]])
     solution = np.linalg.solve(block, np.vstack([Y, np.zeros((1, 2))]))
@@ -213,8 +275,8 @@ def test_exact_and_features_agree_for_the_linear_kernel():
     # dual code must agree with the primal one
     X, y = _data(n=40, d=60)
     primal = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="primal").fit(X, y)
-    dual = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="dual").fit(X, y)
-    np.testing.assert_allclose(dual.gcv_values_, primal.gcv_values_, rtol=1e-7)
+    dual = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="dual", criterion="gcv").fit(X, y)
+    np.testing.assert_allclose(dual.cv_values_, primal.cv_values_, rtol=1e-7)
     np.testing.assert_allclose(dual.predict(X), primal.predict(X), rtol=1e-7, atol=1e-9)
 
 
@@ -253,8 +315,13 @@ def test_float32_input_is_accepted():
 
 
 def _expected_failures(estimator):
+    weights = ("on these small sets alpha is chosen by leave-one-out, which counts a "
+               "repeated row twice and a weight of 2 once; see "
+               "test_integer_weights_equal_repeated_rows_under_gcv")
     return {"check_fit_score_takes_y": "calls partial_fit after fit, which NTKRidge refuses "
-                                       "because fit does not keep the Gram matrix"}
+                                       "because fit does not keep the Gram matrix",
+            "check_sample_weight_equivalence_on_dense_data": weights,
+            "check_sample_weight_equivalence_on_sparse_data": weights}
 
 
 @parametrize_with_checks([NTKRidge(RBFSampler(n_components=40, gamma=0.02, random_state=0)),
@@ -262,6 +329,15 @@ def _expected_failures(estimator):
                          expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [
+    NTKRidge(RBFSampler(n_components=40, gamma=0.02, random_state=0), criterion="gcv"),
+    NTKRidgeClassifier(_rbf(20), criterion="gcv")])
+@pytest.mark.parametrize("check", [check_sample_weight_equivalence_on_dense_data,
+                                   check_sample_weight_equivalence_on_sparse_data])
+def test_integer_weights_equal_repeated_rows_under_gcv(estimator, check):
+    check(type(estimator).__name__, estimator)
 
 
 def test_blocked_gram_update_equals_single_call(monkeypatch):
