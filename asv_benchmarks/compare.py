@@ -68,7 +68,7 @@ def _ntk_ridge(feature_map, task):
     from fastntk import NTKRidge, NTKRidgeClassifier
 
     cls = NTKRidgeClassifier if task == "classification" else NTKRidge
-    return cls(feature_map=feature_map)
+    return cls(feature_map=feature_map, alphas=ALPHAS)
 
 
 def make_method(method, task):
