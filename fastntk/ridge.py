@@ -623,9 +623,9 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         ``cntk_kernel`` (O(n^2) memory, O(n^3) time: the reference for small n).
     alphas : sequence of float, default=DEFAULT_ALPHAS
         Candidate ridge parameters (half decades 1e-6 .. 1e6).  All are scored (see
-        ``criterion``) from a single eigendecomposition; the best is kept in ``alpha_``.  Alphas are absolute,
-        as in sklearn.linear_model.Ridge: the NTK scales like ``||x||^2``, so scale the
-        inputs (or the grid) accordingly.
+        ``criterion``) from a single eigendecomposition; the best is kept in ``alpha_``.
+        Alphas are absolute, as in sklearn.linear_model.Ridge: the NTK scales like
+        ``||x||^2``, so scale the inputs (or the grid) accordingly.
     batch_size : int, default=4096
         Rows transformed at a time in fit, partial_fit and predict (memory
         ``batch_size x n_components``).  The fitted model does not depend on it beyond

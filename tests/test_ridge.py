@@ -1,4 +1,4 @@
-"""Tests of fastntk.ridge: GCV, LOO and solutions against direct solves, streaming, persistence."""
+"""Tests of fastntk.ridge: GCV, LOO and solutions against direct solves, streaming, pickling."""
 import pickle
 
 import numpy as np
@@ -130,7 +130,8 @@ def test_loo_needs_the_dual_solve():
         NTKRidge(FunctionTransformer(), criterion="loo").fit(X, y)
     with pytest.raises(ValueError, match="criterion='loo' needs the dual"):
         NTKRidge(FunctionTransformer(), criterion="loo").partial_fit(X, y)
-    assert NTKRidge(FunctionTransformer(), criterion="loo", solver="dual").fit(X, y).criterion_ == "loo"
+    dual = NTKRidge(FunctionTransformer(), criterion="loo", solver="dual").fit(X, y)
+    assert dual.criterion_ == "loo"
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
@@ -275,7 +276,8 @@ def test_exact_and_features_agree_for_the_linear_kernel():
     # dual code must agree with the primal one
     X, y = _data(n=40, d=60)
     primal = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="primal").fit(X, y)
-    dual = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="dual", criterion="gcv").fit(X, y)
+    dual = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="dual",
+                    criterion="gcv").fit(X, y)
     np.testing.assert_allclose(dual.cv_values_, primal.cv_values_, rtol=1e-7)
     np.testing.assert_allclose(dual.predict(X), primal.predict(X), rtol=1e-7, atol=1e-9)
 
