@@ -39,6 +39,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _hadamard
+from ._exact_features import MonomialFeatures, monomial_dimension, sparse_linear_block
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
 from .polyfit import kernel_polynomial
@@ -99,6 +100,58 @@ def split_widths(coef, n_components):
     remainder = budget - widths[1:].sum()
     widths[1 + np.argsort(-(raw - np.floor(raw)), kind="stable")[:remainder]] += 1
     return widths
+
+
+def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
+    """Degrees of ``sum_j coef[j] t^j`` represented exactly, and the sketched tail's widths.
+
+    ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
+    itself, outside the ``n_components`` budget, which the tail then gets whole); for
+    dense input every degree ``j`` whose monomial dimension ``C(d + j - 1, j)`` fits in
+    the width the budget split would give it, re-splitting the freed width over the
+    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
+    ``0..k`` (at most 1 for sparse input).
+
+    Returns
+    -------
+    exact : tuple of int
+        The exactly represented degrees with a non-zero coefficient.
+    widths : ndarray of int64
+        Width of every sketched degree (zero for the exact ones).
+    """
+    coef = np.asarray(coef, dtype=float)
+    top = coef.shape[0] - 1
+    if exact_degrees == "auto":
+        wanted = set(range(min(1, top) + 1)) if sparse else {0}
+    else:
+        if sparse and exact_degrees > 1:
+            raise ValueError(f"exact_degrees={exact_degrees} needs degree-2 features of a "
+                             f"sparse row (n_features^2 columns); sparse input supports "
+                             f"exact_degrees <= 1 or 'auto'")
+        wanted = set(range(min(exact_degrees, top) + 1))
+
+    def dense_width(degrees):
+        return sum(monomial_dimension(n_features, j) for j in degrees if coef[j] > 0)
+
+    def tail_widths(degrees):
+        tail = coef.copy()
+        tail[list(degrees)] = 0.0
+        budget = n_components if sparse else n_components - dense_width(degrees)
+        return split_widths(tail, budget)
+
+    if not sparse and dense_width(wanted) > n_components:
+        raise ValueError(f"exact_degrees={exact_degrees} needs "
+                         f"{dense_width(wanted)} exact columns for {n_features} features, "
+                         f"more than n_components={n_components}")
+    widths = tail_widths(wanted)
+    while exact_degrees == "auto" and not sparse:
+        fits = {j for j in range(top + 1) if j not in wanted and coef[j] > 0
+                and monomial_dimension(n_features, j) <= widths[j]}
+        if not fits:
+            break
+        wanted |= fits
+        widths = tail_widths(wanted)
+    return tuple(j for j in sorted(wanted) if coef[j] > 0), widths
 
 
 class _PolynomialSketch:
@@ -263,6 +316,23 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     poly : {"fit", "taylor"}, default="fit"
         Non-negative least-squares fit on Chebyshev nodes
         (:func:`fastntk.polyfit.fit_nonnegative_polynomial`), or truncated Taylor series.
+    exact_degrees : "auto" or int, default="auto"
+        Degrees of the polynomial represented exactly, by explicit features with no
+        variance, rather than sketched (``method="polyfit"`` only; ``"layerwise"`` takes
+        ``"auto"``, meaning none, or 0).  Sparse input (the matrix given to ``fit``):
+        degree 0 is one column ``sqrt(a_0) ||x||`` and degree 1 the row itself,
+        ``sqrt(a_1) x``, a sparse block of ``n_features`` columns (never densified, never
+        hashed); the ``n_components`` sketched columns all go to the degrees >= 2, and
+        :meth:`transform` returns CSR of width ``1 + n_features + n_components``.  Dense
+        input: degree ``j`` takes the ``C(d + j - 1, j)`` weighted monomials of the unit
+        row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, every
+        degree whose monomials fit in the width a budget split would have given it
+        (re-splitting the freed width over the sketched degrees), and for sparse input
+        degrees 0 and 1.  An integer ``k`` asks for degrees ``0..k`` (at most 1 for sparse
+        input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
+        which a hashed degree 1 spoils with collisions as large as the signal; a dense
+        low-dimensional input has low degrees of small rank, on which a sketch wastes its
+        width.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches, drawn in ``fit``.
     n_jobs : int or None, default=None
@@ -277,8 +347,14 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     poly_max_error_ : dict of str to float
         Largest error of each polynomial on [-1, 1], same keys.
     widths_ : dict of str to ndarray of int
-        Coordinates given to every degree, same keys (``"ntk"``, or the last layer's
-        ``"k1"``/``"k0"`` widths for layerwise).
+        Sketched coordinates given to every degree, same keys (``"ntk"``, or the last
+        layer's ``"k1"``/``"k0"`` widths for layerwise); zero for the exact degrees.
+    exact_degrees_ : tuple of int
+        Degrees represented exactly (empty for layerwise).
+    n_exact_features_ : int
+        Width of the exact block: the first ``n_exact_features_`` output columns.
+    sparse_output_ : bool
+        Whether :meth:`transform` returns CSR (the exact block of a sparse ``fit`` input).
 
     Notes
     -----
@@ -302,17 +378,20 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         "degree": [Interval(numbers.Integral, 1, None, closed="left")],
         "method": [StrOptions({"layerwise", "polyfit"})],
         "poly": [StrOptions({"fit", "taylor"})],
+        "exact_degrees": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None,
+                                                         closed="left")],
         "random_state": ["random_state"],
         "n_jobs": [None, numbers.Integral],
     }
 
     def __init__(self, *, depth=1, n_components=4096, degree=8, method="polyfit",
-                 poly="fit", random_state=None, n_jobs=None):
+                 poly="fit", exact_degrees="auto", random_state=None, n_jobs=None):
         self.depth = depth
         self.n_components = n_components
         self.degree = degree
         self.method = method
         self.poly = poly
+        self.exact_degrees = exact_degrees
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -324,7 +403,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        return self.n_exact_features_ + self._n_sketched
 
     def fit(self, X, y=None):
         """Draw the sketches for inputs of ``X.shape[1]`` features.
@@ -344,18 +423,35 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                           dtype=(np.float64, np.float32), reset=True)
         rng = check_random_state(self.random_state)
         if self.method == "polyfit":
-            self._fit_polyfit(rng)
+            self._fit_polyfit(rng, sp.issparse(X))
         else:
+            if self.exact_degrees not in ("auto", 0):
+                raise ValueError(f"method='layerwise' has no exact degrees: exact_degrees "
+                                 f"must be 'auto' or 0, got {self.exact_degrees!r}")
             self._fit_layerwise(rng)
+            self.exact_degrees_ = ()
+            self.n_exact_features_ = 0
+            self.sparse_output_ = False
+            self._n_sketched = self.n_components
         return self
 
-    def _fit_polyfit(self, rng):
+    def _fit_polyfit(self, rng, sparse):
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
-        widths = split_widths(coef, self.n_components)
+        exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
+                                             sparse, self.exact_degrees)
         self.coef_ = {"ntk": coef}
         self.poly_max_error_ = {"ntk": error}
         self.widths_ = {"ntk": widths}
+        self.exact_degrees_ = exact
+        self.sparse_output_ = sparse
+        if sparse:
+            self.exact_ = None
+            self.n_exact_features_ = 1 + (self.n_features_in_ if 1 in exact else 0)
+        else:
+            self.exact_ = MonomialFeatures(self.n_features_in_, exact, coef)
+            self.n_exact_features_ = self.exact_.n_components
         self.sketch_ = _PolynomialSketch(coef, widths, self.n_features_in_, rng)
+        self._n_sketched = self.sketch_.n_components
 
     def _fit_layerwise(self, rng):
         c1, e1 = kernel_polynomial("k1", self.degree, poly=self.poly)
@@ -397,16 +493,49 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components)
-            float32 for float32 input, float64 otherwise.
+        ndarray or CSR matrix of shape (n_samples, n_exact_features_ + sketched width)
+            ``[exact block | sketched tail]``: a dense array, or CSR when ``fit`` saw
+            sparse input (``sparse_output_``), whose first ``1 + n_features`` columns are
+            the sparse exact block.  float32 for float32 input, float64 otherwise.
+        """
+        exact, tail = self.transform_blocks(X)
+        if not self.sparse_output_:
+            return tail
+        return sp.hstack([exact, sp.csr_matrix(tail)], format="csr")
+
+    def transform_blocks(self, X):
+        """The exact block and the sketched tail of the features, separately.
+
+        ``<phi(x), phi(y)> = <E(x), E(y)> + <T(x), T(y)>``: the exact block ``E`` carries
+        the degrees ``exact_degrees_`` without variance, the tail ``T`` the sketched
+        degrees.  Learners that weight the two parts differently (e.g.
+        :class:`fastntk.NTKRidge`) use this instead of :meth:`transform`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        exact : CSR matrix of shape (n_samples, 1 + n_features) or None
+            With ``sparse_output_``; None otherwise (a dense exact block is the first
+            ``n_exact_features_`` columns of ``tail``).
+        tail : ndarray of shape (n_samples, n_features_out - n_exact_features_) or \
+(n_samples, n_features_out)
+            The sketched features; for dense output, the whole dense feature matrix
+            ``[exact block | sketched tail]``.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
                           dtype=(np.float64, np.float32), order="C", reset=False)
+        if self.sparse_output_ and not sp.issparse(X):
+            X = sp.csr_matrix(X)
         if sp.issparse(X):
             X = _canonical_csr(sp.csr_matrix(X))
-        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.n_components * self.degree)
-        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        width = self._n_sketched + (0 if self.sparse_output_ else self.n_exact_features_)
+        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * width * self.degree)
+        out = np.empty((X.shape[0], width), dtype=X.dtype)
+        norms_all = np.empty(X.shape[0])
         step = self._batch_size()
         with _numba_threads(n_threads):
             for start in range(0, X.shape[0], step):
@@ -414,13 +543,27 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 U, norms = _normalized_rows(X[start:stop], n_threads)
                 out[start:stop] = self._transform_unit(U)
                 out[start:stop] *= norms[:, None].astype(X.dtype)
-        return out
+                norms_all[start:stop] = norms
+        if not self.sparse_output_:
+            return None, out
+        coef = self.coef_["ntk"]
+        return sparse_linear_block(X, norms_all, coef[0],
+                                   coef[1] if 1 in self.exact_degrees_ else None,
+                                   X.dtype), out
 
     def _transform_unit(self, U):
         """Features of unit-norm (or zero) rows."""
-        out = np.empty((U.shape[0], self.n_components), dtype=U.dtype)
         if self.method == "polyfit":
-            return self.sketch_.transform(U, out)
+            # each part into its own C-ordered array (the kernels take no strided views)
+            parts = [np.empty((U.shape[0], 0), dtype=U.dtype)]
+            if not self.sparse_output_:
+                parts.append(self.exact_.transform(
+                    U, np.empty((U.shape[0], self.n_exact_features_), dtype=U.dtype)))
+            if self._n_sketched:
+                parts.append(self.sketch_.transform(
+                    U, np.empty((U.shape[0], self._n_sketched), dtype=U.dtype)))
+            return np.hstack(parts) if len(parts) > 2 else parts[-1]
+        out = np.empty((U.shape[0], self.n_components), dtype=U.dtype)
         theta = self.theta0_.transform(U, np.empty_like(out))
         for sigma_map, dot_map, reduction in self.layers_:
             sigma = sigma_map.transform(U, np.empty((U.shape[0], sigma_map.n_components),

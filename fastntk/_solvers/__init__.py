@@ -1,0 +1,242 @@
+"""Ridge solvers of :class:`fastntk.NTKRidge`: one module per family, looked up by name.
+
+Every solver has one signature, ``solve(design, spec, state=None) -> RidgeSolution``:
+
+- ``design`` (:class:`Design`) gives the training rows batch by batch as the two blocks
+  of the feature map, ``[E | T]``: ``E`` the exact block (sparse or dense, or absent) and
+  ``T`` the dense sketched tail, or, for exact kernel ridge, the kernel matrix;
+- ``spec`` (:class:`RidgeSpec`) holds the hyperparameter grids and the criterion;
+- ``state`` is what an earlier call returned in ``RidgeSolution.state``, for solvers
+  that can continue from it (:meth:`NTKRidge.partial_fit`).
+
+The model is ``f(x) = b + <E(x), a> + gamma <T(x), c>`` with the penalty
+``alpha (||a||^2 + ||c||^2)``: kernel ridge with the kernel ``<E, E'> + gamma^2 <T, T'>``.
+``gamma = 1`` is the feature map's own kernel; ``gamma = 0`` is a linear ridge on the exact
+block alone (for text, on ``[||x||, x]``).  Both ``alpha`` and ``gamma`` are chosen by the
+solver's criterion; the solution's coefficients are on the raw ``[E | T]`` columns, with
+``gamma`` folded in.
+
+Families (modules): ``dual`` (eigendecomposition of the ``n x n`` kernel, exact
+leave-one-out or GCV; small n and exact kernels), ``primal`` (eigendecomposition of the
+dense ``p x p`` Gram matrix, GCV; dense features with ``p < n``), ``cg`` (streaming
+block statistics and preconditioned conjugate gradients, a held-out fold; any n, wide
+sparse exact blocks).
+"""
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RidgeSpec", "RidgeSolution", "Design", "Batch", "SOLVERS", "register",
+           "get_solver", "widen_alphas"]
+
+SOLVERS = {}
+
+
+def register(name):
+    """Class decorator-like registration of a solver function under ``name``."""
+    def decorate(function):
+        SOLVERS[name] = function
+        return function
+    return decorate
+
+
+def get_solver(name):
+    """The registered solver ``name`` (importing the families on first use)."""
+    from . import cg, dual, primal  # noqa: F401  (modules register themselves)
+    try:
+        return SOLVERS[name]
+    except KeyError:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)} or 'auto', got "
+                         f"{name!r}") from None
+
+
+@dataclass(frozen=True)
+class RidgeSpec:
+    """Hyperparameter grids and options of one fit.
+
+    Attributes
+    ----------
+    alphas : ndarray of shape (n_alphas,)
+        Ridge parameters, positive.
+    gammas : ndarray of shape (n_gammas,)
+        Tail weights, non-negative (only ``(1.0,)`` when the design has no exact block).
+    fit_intercept : bool
+    criterion : {"auto", "gcv", "loo", "holdout"}
+        What chooses ``(alpha, gamma)``; each solver says which it supports.
+    verbose : bool
+    """
+
+    alphas: np.ndarray
+    gammas: np.ndarray
+    fit_intercept: bool
+    criterion: str
+    verbose: bool = False
+
+
+@dataclass
+class RidgeSolution:
+    """What every solver returns.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_exact + n_tail, n_targets) or None
+        Weights on the raw ``[E | T]`` columns (``gamma`` folded into the tail's).
+    dual_coef : ndarray of shape (n_samples, n_targets) or None
+        Exact kernel ridge: ``f(x) = K(x, X) dual_coef + intercept``.
+    intercept : ndarray of shape (n_targets,)
+    alpha, gamma : float
+        The chosen hyperparameters.
+    alphas : ndarray
+        The alpha grid finally scored at the chosen gamma (the given one, widened when
+        its best score lay at an edge).
+    scores : ndarray of shape (n_gammas, n_alphas)
+        Criterion value of every (gamma, alpha) of the given grids (smaller is better;
+        NaN where a path was stopped early, past its minimum).
+    criterion : str
+        The criterion that chose them.
+    state : object or None
+        Statistics a later :meth:`NTKRidge.partial_fit` call continues from.
+    """
+
+    coef: np.ndarray
+    dual_coef: np.ndarray
+    intercept: np.ndarray
+    alpha: float
+    gamma: float
+    alphas: np.ndarray
+    scores: np.ndarray
+    criterion: str
+    state: object = None
+
+
+@dataclass
+class Batch:
+    """Rows of the design: exact block (CSR, dense or None), tail (dense or None), targets."""
+
+    exact: object
+    tail: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    start: int
+
+
+class Design:
+    """The training rows as the two feature blocks a solver needs, batch by batch.
+
+    Parameters
+    ----------
+    blocks : callable
+        ``blocks(X_rows) -> (exact, tail)``: the feature blocks of some rows (``exact``
+        CSR, dense or None; ``tail`` dense float64 or None).
+    X : array-like or sparse matrix
+        The inputs (only sliced by rows).
+    Y : ndarray of shape (n_samples, n_targets)
+    sample_weight : ndarray of shape (n_samples,)
+    batch_size : int
+    n_exact, n_tail : int
+        Widths of the blocks.
+    sparse_exact : bool
+        Whether the exact block is sparse.
+    kernel : callable or None
+        For exact kernel ridge, ``kernel() -> K`` (n x n); ``blocks`` is then unused.
+    row_offset : int
+        Global index of the first row (rows already seen by earlier partial_fit calls).
+    progress : callable or None
+        ``progress(n_rows)`` is called after every batch.
+    """
+
+    def __init__(self, blocks, X, Y, sample_weight, batch_size, n_exact, n_tail,
+                 sparse_exact, kernel=None, row_offset=0, progress=None):
+        self.blocks = blocks
+        self.X = X
+        self.Y = Y
+        self.sample_weight = sample_weight
+        self.batch_size = batch_size
+        self.n_exact = n_exact
+        self.n_tail = n_tail
+        self.sparse_exact = sparse_exact
+        self.kernel = kernel
+        self.row_offset = row_offset
+        self.progress = progress
+
+    @property
+    def n_samples(self):
+        return self.Y.shape[0]
+
+    @property
+    def n_targets(self):
+        return self.Y.shape[1]
+
+    @property
+    def dense(self):
+        """Whether every block is dense (so the design fits a dense Gram matrix)."""
+        return not self.sparse_exact
+
+    def batches(self):
+        """Yield :class:`Batch` objects covering the rows in order."""
+        for start in range(0, self.n_samples, self.batch_size):
+            rows = slice(start, min(start + self.batch_size, self.n_samples))
+            exact, tail = self.blocks(self.X[rows])
+            yield Batch(exact, tail, self.Y[rows], self.sample_weight[rows],
+                        self.row_offset + start)
+            if self.progress is not None:
+                self.progress(rows.stop - rows.start)
+
+
+#: Half decades added at an edge of the alpha grid when its best score lies there.
+_WIDEN_STEP = 4
+#: Times the grid may be widened before the solver warns.
+_WIDEN_LIMIT = 3
+
+
+def widen_alphas(score, alphas, scores):
+    """Best alpha of ``alphas``, widening the grid while the best lies at an edge.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(new_alphas) -> scores`` for alphas outside the grid (in the order given).
+    alphas, scores : ndarray of shape (n_alphas,)
+        The grid, increasing, and its scores (NaN or inf for alphas not scored).
+
+    Returns
+    -------
+    alphas, scores : ndarray
+        The grid as finally scored, and its scores.
+    best : int
+        Index of the chosen alpha.
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    for _ in range(_WIDEN_LIMIT + 1):
+        best = _best_index(scores, alphas)
+        finite = np.flatnonzero(np.isfinite(scores))
+        if finite.size == 0 or len(alphas) < 2:
+            return alphas, scores, best
+        at_low, at_high = best == finite[0] and best == 0, best == len(alphas) - 1
+        if not (at_low or at_high):
+            return alphas, scores, best
+        if _ == _WIDEN_LIMIT:
+            break
+        ratio = np.sqrt(10.0)
+        if at_low:
+            new = alphas[0] * ratio ** -np.arange(_WIDEN_STEP, 0, -1)
+            alphas = np.concatenate([new, alphas])
+            scores = np.concatenate([score(new[::-1])[::-1], scores])
+        else:
+            new = alphas[-1] * ratio ** np.arange(1, _WIDEN_STEP + 1)
+            alphas = np.concatenate([alphas, new])
+            scores = np.concatenate([scores, score(new)])
+    warnings.warn(f"the best alpha, {alphas[best]:.3g}, is at the edge of the grid even "
+                  f"after widening it to [{alphas[0]:.3g}, {alphas[-1]:.3g}]; pass a wider "
+                  f"`alphas` (or rescale the inputs)", UserWarning, stacklevel=4)
+    return alphas, scores, best
+
+
+def _best_index(scores, alphas):
+    """Index of the smallest finite score; the largest alpha if none is finite."""
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return int(np.argmax(alphas))
+    return int(np.argmin(np.where(finite, scores, np.inf)))

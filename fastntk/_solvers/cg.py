@@ -1,0 +1,387 @@
+"""Block conjugate gradients on streaming statistics: any n, a wide sparse exact block.
+
+For a design ``Z = [E | gamma T]`` with ``E`` the exact block (for text, the sparse
+TF-IDF row and one norm column: ``n_features + 1`` columns, never densified) and ``T`` the
+dense sketched tail (``m`` columns), one pass over the rows accumulates
+
+    E^T S E   (sparse, or dense for a dense exact block),   C = E^T S T   (dense, d x m),
+    T^T S T,  E^T S y,  T^T S y,  and the weighted sums of E, T and y
+
+(``S`` the sample weights), whose size does not depend on ``n``.  Every ``(alpha, gamma)``
+is then a symmetric positive definite system in ``d + m`` unknowns, solved by
+preconditioned conjugate gradients with the block preconditioner ``diag(E^T S E) + alpha``
+on the exact block and ``(gamma^2 T^T S T + alpha)^{-1}`` (one eigendecomposition of
+``T^T S T`` per fit) on the tail, warm-started along the alpha path from large to small
+alpha.  The intercept is handled by centring the statistics (a rank-one correction,
+applied as an operator, so the sparse block is never densified).
+
+``(alpha, gamma)`` are chosen on a held-out fold: every fifth row (by its position in the
+stream, so that fitting in pieces holds out the same rows as one fit), up to 10,000 rows,
+is kept aside explicitly and scored for every candidate (weighted mean squared error over
+the targets); a path stops three alphas after its best.  The chosen pair is then refitted
+on all rows, the held-out ones included.
+
+Memory: ``8 d m`` bytes for ``C`` (the limit below), ``E^T E`` (at most the sum of the
+squared non-zeros per row), two ``m x m`` arrays, the held-out rows, and a batch.
+"""
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg.blas import dsymm, dsyr
+
+from . import RidgeSolution, register, widen_alphas
+from ._linalg import add_gram, eigh_psd
+
+__all__ = ["solve", "BlockStatistics", "MAX_CROSS_BYTES"]
+
+#: Largest cross-product block ``E^T T`` (bytes) the solver accumulates.
+MAX_CROSS_BYTES = 2 * 2**30
+#: Every ``_HOLDOUT_EVERY``-th row of the stream is held out, up to ``_HOLDOUT_MAX`` rows.
+_HOLDOUT_EVERY = 5
+_HOLDOUT_MAX = 10_000
+#: Relative residual at which a path solve, and the final refit, stop.
+_TOL_PATH = 1e-3
+_TOL_FINAL = 1e-6
+_MAX_ITER = 1000
+#: Alphas scored past the best one before a path stops.
+_PATIENCE = 3
+#: Sparse batch products merged into the running E^T S E every this many batches.
+_MERGE_EVERY = 16
+
+
+def check_cross_size(n_exact, n_tail):
+    """ValueError, naming the limit and the ways out, if ``E^T T`` is too large."""
+    size = 8 * n_exact * n_tail
+    if size > MAX_CROSS_BYTES:
+        widest = MAX_CROSS_BYTES // (8 * max(n_tail, 1)) - 1
+        raise ValueError(
+            f"the exact block has {n_exact} columns; with {n_tail} sketched columns its "
+            f"cross products need {size / 2**30:.1f} GiB, more than the "
+            f"{MAX_CROSS_BYTES / 2**30:.0f} GiB limit of solver='cg'.  Hash the input to at "
+            f"most {widest} columns (e.g. sklearn's HashingVectorizer(n_features=2**"
+            f"{int(np.log2(max(widest, 2)))})), lower n_components, or use "
+            f"exact_degrees=0 in the feature map")
+
+
+class BlockStatistics:
+    """Sums over the training rows of the blocks ``[E | T]``, and the held-out rows.
+
+    ``T`` and ``y`` are shifted by the weighted means of the first batch (centring is
+    shift-invariant; the shift keeps ``T^T T - s s^T / n`` free of cancellation).
+    ``E`` is not shifted: it may be sparse.
+    """
+
+    def __init__(self, n_exact, n_tail, n_targets, sparse_exact, fit_intercept):
+        self.fit_intercept = fit_intercept
+        self.sparse_exact = sparse_exact
+        self.n_exact, self.n_tail = n_exact, n_tail
+        self.sum_w = 0.0
+        self.shift_t = self.shift_y = None
+        self.sum_e = np.zeros(n_exact)
+        self.sum_t = np.zeros(n_tail)
+        self.sum_y = np.zeros(n_targets)
+        self.ete = (sp.csr_matrix((n_exact, n_exact)) if sparse_exact
+                    else np.zeros((n_exact, n_exact), order="F"))
+        self._ete_pending = []
+        self.cross = np.zeros((n_exact, n_tail))
+        self.gram_t = np.zeros((n_tail, n_tail), order="F")       # upper triangle
+        self.ety = np.zeros((n_exact, n_targets))
+        self.tty = np.zeros((n_tail, n_targets))
+        self.held = []                                             # (E, T, Y, w) batches
+        self.n_held = 0
+
+    @property
+    def n_targets(self):
+        return self.sum_y.shape[0]
+
+    def update(self, batch):
+        """Add one :class:`Batch`: its held-out rows kept, the others summed."""
+        n_rows = batch.Y.shape[0]
+        index = batch.start + np.arange(n_rows)
+        held = index % _HOLDOUT_EVERY == _HOLDOUT_EVERY - 1
+        held &= np.cumsum(held) + self.n_held <= _HOLDOUT_MAX
+        if held.any():
+            rows = np.flatnonzero(held)
+            self.held.append(tuple(_take(part, rows) for part in
+                                   (batch.exact, batch.tail, batch.Y, batch.sample_weight)))
+            self.n_held += rows.size
+        train = np.flatnonzero(~held)
+        if train.size:
+            self._accumulate(*(_take(part, train) for part in
+                               (batch.exact, batch.tail, batch.Y, batch.sample_weight)))
+
+    def _accumulate(self, E, T, Y, w):
+        E, T = _blocks(E, T, Y.shape[0], self.n_exact, self.n_tail)
+        if self.shift_t is None:
+            use = self.fit_intercept and w.sum() > 0
+            self.shift_t = w @ T / w.sum() if use else np.zeros(self.n_tail)
+            self.shift_y = w @ Y / w.sum() if use else np.zeros(Y.shape[1])
+        T = T - self.shift_t
+        Y = Y - self.shift_y
+        self.sum_w += w.sum()
+        self.sum_e += np.asarray(E.T @ w).ravel()
+        self.sum_t += w @ T
+        self.sum_y += w @ Y
+        wY = Y * w[:, None]
+        self.ety += np.asarray(E.T @ wY)
+        self.tty += T.T @ wY
+        sqrt_w = np.sqrt(w)
+        if self.sparse_exact:
+            Ew = sp.diags(sqrt_w) @ E
+            self.cross += np.asarray(Ew.T @ (T * sqrt_w[:, None]))
+            self._ete_pending.append((Ew.T @ Ew).tocsr())
+            if len(self._ete_pending) >= _MERGE_EVERY:
+                self._merge()
+        else:
+            Ew = E * sqrt_w[:, None]
+            self.cross += Ew.T @ (T * sqrt_w[:, None])
+            self.ete = add_gram(self.ete, Ew)
+        self.gram_t = add_gram(self.gram_t, T * sqrt_w[:, None])
+
+    def _merge(self):
+        if self._ete_pending:
+            self.ete = sum(self._ete_pending, self.ete).tocsr()
+            self._ete_pending = []
+
+    def held_out(self):
+        """The held-out rows stacked: ``E`` (CSR/dense), ``T``, ``Y``, ``w``."""
+        if not self.held:
+            return None
+        E, T, Y, w = zip(*self.held)
+        E = [_blocks(e, t, y.shape[0], self.n_exact, self.n_tail)[0]
+             for e, t, y in zip(E, T, Y)]
+        T = [_blocks(None, t, y.shape[0], 0, self.n_tail)[1] for t, y in zip(T, Y)]
+        stack = sp.vstack if self.sparse_exact else np.vstack
+        return (stack(E).tocsr() if self.sparse_exact else stack(E), np.vstack(T),
+                np.vstack(Y), np.concatenate(w))
+
+
+def _take(part, rows):
+    return None if part is None else part[rows]
+
+
+def _blocks(E, T, n_rows, n_exact, n_tail):
+    """Missing blocks as empty arrays, so that every product has the right shape."""
+    if E is None:
+        E = np.zeros((n_rows, n_exact))
+    if T is None:
+        T = np.zeros((n_rows, n_tail))
+    return E, np.asarray(T, dtype=np.float64)
+
+
+class _NormalEquations:
+    """The centred normal equations of ``[E | gamma T]`` from the statistics.
+
+    With ``include_held=True`` the held-out rows are added (as explicit rows), which is
+    the system of the final refit.
+    """
+
+    def __init__(self, stats, include_held):
+        stats._merge()
+        self.stats = stats
+        held = stats.held_out() if include_held else None
+        self.held = held
+        d, m = stats.n_exact, stats.n_tail
+        self.d = d
+        sum_w, sum_e, sum_t, sum_y = stats.sum_w, stats.sum_e, stats.sum_t, stats.sum_y
+        self.diag_e = (stats.ete.diagonal() if stats.sparse_exact
+                       else np.diag(stats.ete).copy())
+        ety, tty = stats.ety, stats.tty
+        if held is not None:
+            E, T, Y, w = held
+            T = T - stats.shift_t
+            Y = Y - stats.shift_y
+            sum_w = sum_w + w.sum()
+            sum_e = sum_e + np.asarray(E.T @ w).ravel()
+            sum_t = sum_t + w @ T
+            sum_y = sum_y + w @ Y
+            ety = ety + np.asarray(E.T @ (Y * w[:, None]))
+            tty = tty + T.T @ (Y * w[:, None])
+            sq = E.multiply(E) if sp.issparse(E) else E * E
+            self.diag_e = self.diag_e + np.asarray(sq.T @ w).ravel()
+            self.held = (E, T, w)
+        self.sum_w, self.sum_e, self.sum_t = sum_w, sum_e, sum_t
+        self.mean_y = sum_y / sum_w if stats.fit_intercept else np.zeros_like(sum_y)
+        if stats.fit_intercept:
+            self.diag_e = self.diag_e - sum_e ** 2 / sum_w
+            self.ety_c = ety - np.outer(sum_e, self.mean_y)
+            self.tty_c = tty - np.outer(sum_t, self.mean_y)
+        else:
+            self.ety_c, self.tty_c = ety, tty
+        self.mean_e = sum_e / sum_w if stats.fit_intercept else np.zeros(d)
+        self.mean_t = stats.shift_t + (sum_t / sum_w if stats.fit_intercept else 0.0)
+        self.intercept_y = stats.shift_y + self.mean_y
+        self._tail_eigen = None
+
+    def tail_eigen(self):
+        """Eigenpairs of the centred training ``T^T S T`` (for the preconditioner)."""
+        if self._tail_eigen is None:
+            stats = self.stats
+            gram = stats.gram_t.copy(order="F")
+            if stats.fit_intercept and stats.n_tail:
+                gram = dsyr(-1.0 / stats.sum_w, stats.sum_t, a=gram, overwrite_a=1)
+            self._tail_eigen = eigh_psd(gram)
+        return self._tail_eigen
+
+    def matvec(self, X, gamma, alpha):
+        """``(Z_c^T S Z_c + alpha I) X`` for ``X`` of shape (d + m, t)."""
+        d, stats = self.d, self.stats
+        A, B = X[:d], X[d:]
+        top = np.asarray(stats.ete @ A)
+        bottom = np.zeros_like(B)
+        if gamma and B.shape[0]:
+            # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
+            top += gamma * (stats.cross @ B)
+            bottom += gamma * (stats.cross.T @ A)
+            bottom += gamma * gamma * dsymm(1.0, stats.gram_t, B, side=0, lower=0)
+        if self.held is not None:
+            E, T, w = self.held
+            u = np.asarray(E @ A) + (gamma * (T @ B) if gamma else 0.0)
+            u *= w[:, None]
+            top += np.asarray(E.T @ u)
+            if gamma:
+                bottom += gamma * (T.T @ u)
+        if stats.fit_intercept:
+            proj = (self.sum_e @ A + gamma * (self.sum_t @ B)) / self.sum_w
+            top -= np.outer(self.sum_e, proj)
+            if gamma:
+                bottom -= gamma * np.outer(self.sum_t, proj)
+        return np.vstack([top, bottom]) + alpha * X
+
+    def rhs(self, gamma):
+        return np.vstack([self.ety_c, gamma * self.tty_c])
+
+    def preconditioner(self, gamma, alpha):
+        d = self.d
+        inv_e = 1.0 / np.maximum(self.diag_e + alpha, alpha)
+        if self.stats.n_tail:
+            lam, V = self.tail_eigen() if gamma else (None, None)
+            inv_t = 1.0 / (gamma * gamma * lam + alpha) if gamma else None
+        else:
+            V = None
+
+        def apply(R):
+            out = np.empty_like(R)
+            out[:d] = R[:d] * inv_e[:, None]
+            if V is not None:
+                out[d:] = V @ ((V.T @ R[d:]) * inv_t[:, None])
+            else:
+                out[d:] = R[d:] / alpha
+            return out
+        return apply
+
+    def intercept(self, X, gamma):
+        if not self.stats.fit_intercept:
+            return np.zeros(X.shape[1])
+        d = self.d
+        return self.intercept_y - self.mean_e @ X[:d] - gamma * (self.mean_t @ X[d:])
+
+
+def _pcg(matvec, precondition, rhs, x0, tol):
+    """Preconditioned conjugate gradients, one independent solve per column of ``rhs``."""
+    x = x0.copy()
+    r = rhs - matvec(x)
+    target = tol * np.maximum(np.linalg.norm(rhs, axis=0), np.finfo(float).tiny)
+    z = precondition(r)
+    p = z.copy()
+    rz = np.einsum("ij,ij->j", r, z)
+    for _ in range(_MAX_ITER):
+        active = np.linalg.norm(r, axis=0) > target
+        if not active.any():
+            break
+        q = matvec(p)
+        pq = np.einsum("ij,ij->j", p, q)
+        step = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
+        x += p * step
+        r -= q * step
+        z = precondition(r)
+        rz_new = np.einsum("ij,ij->j", r, z)
+        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        p = z + p * beta
+        rz = rz_new
+    return x
+
+
+class _Path:
+    """Solutions and held-out scores along the alpha grid at one gamma."""
+
+    def __init__(self, system, held, gamma):
+        self.system, self.held, self.gamma = system, held, gamma
+        self.solutions = {}
+
+    def solve(self, alpha, start, tol):
+        system, gamma = self.system, self.gamma
+        return _pcg(lambda X: system.matvec(X, gamma, alpha),
+                    system.preconditioner(gamma, alpha), system.rhs(gamma), start, tol)
+
+    def score(self, X):
+        E, T, Y, w = self.held
+        d = self.system.d
+        pred = (np.asarray(E @ X[:d]) + self.gamma * (T @ X[d:])
+                + self.system.intercept(X, self.gamma))
+        return float(w @ ((Y - pred) ** 2).mean(axis=1) / w.sum())
+
+    def scores(self, alphas, stop_early=True):
+        """Held-out score of every alpha, visiting them from the largest down."""
+        alphas = np.asarray(alphas, dtype=float)
+        out = np.full(len(alphas), np.nan)
+        order = np.argsort(-alphas, kind="stable")
+        start = self._nearest(alphas[order[0]])
+        best, since_best = np.inf, 0
+        for k in order:
+            start = self.solve(alphas[k], start, _TOL_PATH)
+            self.solutions[float(alphas[k])] = start
+            out[k] = self.score(start)
+            if out[k] < best:
+                best, since_best = out[k], 0
+            else:
+                since_best += 1
+                if stop_early and since_best >= _PATIENCE:
+                    break
+        return out
+
+    def _nearest(self, alpha):
+        if not self.solutions:
+            return np.zeros((self.system.d + self.system.stats.n_tail,
+                             self.system.stats.n_targets))
+        key = min(self.solutions, key=lambda a: abs(np.log(a / alpha)))
+        return self.solutions[key]
+
+
+@register("cg")
+def solve(design, spec, state=None):
+    """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
+    if spec.criterion not in ("auto", "holdout"):
+        raise ValueError(f"solver='cg' chooses alpha on a held-out fold: criterion must be "
+                         f"'auto' or 'holdout', got {spec.criterion!r}")
+    check_cross_size(design.n_exact, design.n_tail)
+    stats = state or BlockStatistics(design.n_exact, design.n_tail, design.n_targets,
+                                     design.sparse_exact, spec.fit_intercept)
+    for batch in design.batches():
+        stats.update(batch)
+    if stats.n_held == 0 or stats.sum_w <= 0:
+        raise ValueError(f"solver='cg' holds out every {_HOLDOUT_EVERY}th row to choose "
+                         f"alpha and needs at least {_HOLDOUT_EVERY} rows with positive "
+                         f"weight; use solver='dual' for smaller data")
+    held = stats.held_out()
+    train_system = _NormalEquations(stats, include_held=False)
+    scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
+    best = None
+    for g, gamma in enumerate(spec.gammas):
+        path = _Path(train_system, held, float(gamma))
+        scores[g] = path.scores(spec.alphas)
+        if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
+            best = (g, path)
+    g, path = best
+    alphas, _, k = widen_alphas(lambda new: path.scores(new, stop_early=False),
+                                spec.alphas, scores[g])
+    alpha, gamma = float(alphas[k]), path.gamma
+    full = _NormalEquations(stats, include_held=True)
+    if gamma:
+        full._tail_eigen = train_system.tail_eigen()  # close enough to precondition
+    X = _pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
+             full.rhs(gamma), path.solutions[alpha], _TOL_FINAL)
+    coef = X.copy()
+    coef[design.n_exact:] *= gamma
+    return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, gamma),
+                         alpha=alpha, gamma=gamma, alphas=alphas, scores=scores,
+                         criterion="holdout", state=stats)

@@ -1,0 +1,131 @@
+"""Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per tail weight.
+
+The centred, weighted kernel ``P D K D P`` (``D = diag(sqrt(s))``, ``P`` the weighted
+centring projection, ``K = E E^T + gamma^2 T T^T`` or an exact kernel) is eigendecomposed
+once per ``gamma``; the solution and the criterion of every alpha are then functions of
+its eigenpairs.  The default criterion is the exact leave-one-out error (Allen's PRESS),
+which the eigenvectors give at O(n^2) per alpha and target.  GCV replaces each sample's
+leverage ``H_ii`` by the mean ``df / n``, which fails exactly where the dual is used: with
+``n <= n_features`` the model can nearly interpolate, and duplicated rows (common in text:
+retweets) leave a few null directions that keep ``n - df`` small while the residual
+vanishes, so GCV keeps falling as alpha goes to zero (2,000 health tweets hashed to 4,096
+columns: GCV chose alpha = 1e-4, test accuracy 0.880; leave-one-out chose 1.0, 0.907, as
+scikit-learn's RidgeClassifierCV).  ``criterion="gcv"`` restores GCV.
+
+Memory: the kernel blocks and the eigenvectors, a few ``n^2`` float64 arrays.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from . import RidgeSolution, register, widen_alphas
+from ._linalg import (add_gram, centre_weighted_gram, centre_weighted_target, eigh_psd,
+                      gcv_curve, loo_curve)
+
+__all__ = ["solve"]
+
+
+def _stack(design):
+    """All rows' exact block (CSR or dense, or None) and tail (dense or None)."""
+    exact, tail = [], []
+    for batch in design.batches():
+        exact.append(batch.exact)
+        tail.append(batch.tail)
+    if design.n_exact:
+        exact = sp.vstack(exact, format="csr") if design.sparse_exact else np.vstack(exact)
+    else:
+        exact = None
+    tail = np.vstack(tail) if design.n_tail else None
+    return exact, tail
+
+
+def _gram(Z, n):
+    """``Z Z^T`` as a full symmetric Fortran-ordered float64 array (``Z`` may be sparse)."""
+    if Z is None:
+        return np.zeros((n, n), order="F")
+    if sp.issparse(Z):
+        return np.asfortranarray((Z @ Z.T).toarray(), dtype=np.float64)
+    gram = add_gram(np.zeros((n, n), order="F"), np.ascontiguousarray(Z.T))
+    upper = np.triu(gram)
+    return np.asfortranarray(upper + np.triu(upper, 1).T)
+
+
+class _Eigen:
+    """Eigenpairs of one centred kernel and the criterion they give for any alpha."""
+
+    def __init__(self, gram, sample_weight, target_c, criterion, fit_intercept):
+        sw = sample_weight.sum()
+        self.sqrt_w = np.sqrt(sample_weight)
+        self.kernel_mean = gram @ sample_weight / sw
+        centred = centre_weighted_gram(gram, self.sqrt_w, fit_intercept)
+        self.eigvals, self.eigvecs = eigh_psd(centred)
+        self.proj = self.eigvecs.T @ target_c
+        self.target_c = target_c
+        self.sw = sw
+        self.n_fixed = int(bool(fit_intercept))
+        self.criterion = criterion
+        if criterion == "loo":
+            self.leverage = (sample_weight / sw if fit_intercept
+                             else np.zeros_like(sample_weight))
+
+    def scores(self, alphas):
+        alphas = np.asarray(alphas, dtype=float)
+        if self.criterion == "loo":
+            return loo_curve(self.eigvals, self.eigvecs, self.proj, self.leverage, self.sw,
+                             alphas)
+        total_ss = np.einsum("ij,ij->j", self.target_c, self.target_c)
+        return gcv_curve(self.eigvals, self.proj ** 2, total_ss, self.sw, alphas,
+                         self.n_fixed)
+
+    def dual_coef(self, alpha, fit_intercept):
+        """``c = D P z`` with ``z = (P D K D P + alpha I)^{-1} P D y``."""
+        z = self.eigvecs @ (self.proj / (self.eigvals + alpha)[:, None])
+        if fit_intercept:
+            z -= np.outer(self.sqrt_w, self.sqrt_w @ z) / self.sw
+        return z * self.sqrt_w[:, None]
+
+
+@register("dual")
+def solve(design, spec, state=None):
+    """Dual ridge on the design's rows (criterion "auto" = "loo", or "loo", or "gcv")."""
+    if spec.criterion not in ("auto", "loo", "gcv"):
+        raise ValueError(f"the dual solver chooses alpha by 'loo' or 'gcv', got "
+                         f"criterion={spec.criterion!r}")
+    criterion = "gcv" if spec.criterion == "gcv" else "loo"
+    w = design.sample_weight
+    y_mean, target_c = centre_weighted_target(design.Y, w, spec.fit_intercept)
+    n = design.n_samples
+    if design.kernel is not None:
+        exact = tail = None
+        kernels = [(1.0, np.asfortranarray(design.kernel(), dtype=np.float64))]
+        gammas = np.array([1.0])
+    else:
+        exact, tail = _stack(design)
+        gram_exact, gram_tail = _gram(exact, n), _gram(tail, n)
+        gammas = spec.gammas
+        kernels = ((g, gram_exact + g * g * gram_tail) for g in gammas)
+    scores = np.full((len(gammas), len(spec.alphas)), np.nan)
+    best = None
+    for g, (gamma, gram) in enumerate(kernels):
+        eigen = _Eigen(gram, w, target_c, criterion, spec.fit_intercept)
+        scores[g] = eigen.scores(spec.alphas)
+        if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
+            best = (g, gamma, eigen)
+    g, gamma, eigen = best
+    alphas, _, k = widen_alphas(eigen.scores, spec.alphas, scores[g])
+    alpha = float(alphas[k])
+    dual = eigen.dual_coef(alpha, spec.fit_intercept)
+    intercept = y_mean - eigen.kernel_mean @ dual
+    if not spec.fit_intercept:
+        intercept = np.zeros_like(intercept)
+    coef = None
+    if design.kernel is None:
+        parts = []
+        if exact is not None:
+            parts.append(np.asarray(exact.T @ dual))
+        if tail is not None:
+            parts.append(gamma * gamma * (tail.T @ dual))
+        coef = np.vstack(parts)
+        dual = None
+    return RidgeSolution(coef=coef, dual_coef=dual, intercept=intercept, alpha=alpha,
+                         gamma=float(gamma), alphas=alphas, scores=scores,
+                         criterion=criterion)

@@ -1,0 +1,162 @@
+"""Primal ridge: streaming sufficient statistics and one ``p x p`` eigendecomposition.
+
+The rows are transformed batch by batch and only the sufficient statistics are kept,
+``G = sum_i s_i z_i z_i^T`` (a symmetric rank-k update, BLAS ``dsyrk``), ``sum_i s_i z_i
+y_i^T``, ``sum_i s_i z_i``, ``sum_i s_i y_i`` and ``sum_i s_i y_i^2`` for ``z = [E | T]``
+(dense), so the ``n x p`` feature matrix never exists.  The intercept is handled by
+centring these sums (after shifting every batch by the first batch's means, which keeps
+the centring free of cancellation).  For every tail weight ``gamma`` the Gram matrix of
+``[E | gamma T]`` is ``D G D`` (``D`` diagonal); one eigendecomposition ``V diag(lambda)
+V^T`` of it gives the solution for every ``alpha``, and generalised cross-validation
+(Golub, Heath & Wahba, 1979)
+
+    GCV(alpha) = n RSS(alpha) / (n - df(alpha))^2,   df(alpha) = sum_k lambda_k / (lambda_k + alpha)
+                                                            (+ 1 for the intercept)
+
+is exact from the same statistics: with ``q = V^T Z_c^T y_c``, ``RSS(alpha) = ||y_c||^2 -
+sum_k q_k^2 / lambda_k + sum_k (alpha / (lambda_k + alpha))^2 q_k^2 / lambda_k``.  GCV is
+sound here because ``df <= p < n``.  Several targets share one ``alpha`` (GCV summed over
+targets).  Memory: three ``p x p`` float64 arrays and a batch; time ``O(n p^2 + p^3)`` per
+gamma.
+"""
+import numpy as np
+from scipy.linalg.blas import dsyr
+
+from . import RidgeSolution, register, widen_alphas
+from ._linalg import add_gram, eigh_psd, gcv_curve
+
+__all__ = ["solve", "PrimalStatistics"]
+
+
+class PrimalStatistics:
+    """Weighted sums of features and targets, accumulated batch by batch.
+
+    Every batch is shifted by the weighted means of the first one (``shift_z``,
+    ``shift_y``) before accumulation; centring is shift-invariant, and the shift keeps the
+    final ``G - s s^T / n`` free of the cancellation that raw sums would suffer when the
+    features have a large mean.  Without an intercept the shift is zero.
+    """
+
+    def __init__(self, n_columns, n_targets, fit_intercept):
+        self.fit_intercept = fit_intercept
+        self.sum_w = 0.0
+        self.shift_z = None
+        self.shift_y = None
+        self.sum_z = np.zeros(n_columns)
+        self.sum_y = np.zeros(n_targets)
+        self.gram = np.zeros((n_columns, n_columns), order="F")  # upper triangle
+        self.cross = np.zeros((n_columns, n_targets))
+        self.sum_y_sq = np.zeros(n_targets)
+
+    @property
+    def n_targets(self):
+        return self.cross.shape[1]
+
+    def update(self, Z, Y, sample_weight):
+        """Add one batch (Z: dense float64 (b, p); Y: (b, t); weights (b,))."""
+        if self.shift_z is None:
+            if self.fit_intercept and sample_weight.sum() > 0:
+                self.shift_z = sample_weight @ Z / sample_weight.sum()
+                self.shift_y = sample_weight @ Y / sample_weight.sum()
+            else:
+                self.shift_z = np.zeros(Z.shape[1])
+                self.shift_y = np.zeros(Y.shape[1])
+        Z = Z - self.shift_z
+        Y = Y - self.shift_y
+        self.sum_w += sample_weight.sum()
+        self.sum_z += sample_weight @ Z
+        self.sum_y += sample_weight @ Y
+        self.sum_y_sq += sample_weight @ Y ** 2
+        self.cross += Z.T @ (Y * sample_weight[:, None])
+        Z *= np.sqrt(sample_weight)[:, None]
+        self.gram = add_gram(self.gram, Z)
+
+    def centred(self):
+        """Centred Gram (upper triangle, a copy), cross products, target sum of squares
+        and the means of the features and targets."""
+        gram = self.gram.copy(order="F")
+        cross = self.cross.copy()
+        total_ss = self.sum_y_sq.copy()
+        z_mean = self.shift_z.copy()
+        y_mean = self.shift_y.copy()
+        if self.fit_intercept:
+            mean_z = self.sum_z / self.sum_w
+            mean_y = self.sum_y / self.sum_w
+            # G - s s^T / n, a rank-1 update of the upper triangle, in place
+            gram = dsyr(-1.0 / self.sum_w, self.sum_z, a=gram, overwrite_a=1)
+            cross -= np.outer(self.sum_z, mean_y)
+            total_ss -= self.sum_y * mean_y
+            z_mean += mean_z
+            y_mean += mean_y
+        return gram, cross, total_ss, z_mean, y_mean
+
+
+def _dense_rows(batch):
+    """``[E | T]`` of a batch as one C-ordered float64 array."""
+    parts = [np.asarray(p, dtype=np.float64) for p in (batch.exact, batch.tail)
+             if p is not None]
+    return np.ascontiguousarray(np.hstack(parts) if len(parts) > 1 else parts[0])
+
+
+class _Eigen:
+    """Eigenpairs of the centred Gram of ``[E | gamma T]`` and the GCV curve they give."""
+
+    def __init__(self, gram, cross, total_ss, sum_w, scale, fit_intercept):
+        gram *= scale[:, None]
+        gram *= scale[None, :]
+        self.eigvals, self.eigvecs = eigh_psd(gram)
+        self.proj = self.eigvecs.T @ (cross * scale[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.proj_sq = np.where(self.eigvals[:, None] > 0,
+                                    self.proj ** 2 / self.eigvals[:, None], 0.0)
+        self.total_ss = total_ss
+        self.sum_w = sum_w
+        self.scale = scale
+        self.n_fixed = int(bool(fit_intercept))
+
+    def scores(self, alphas):
+        return gcv_curve(self.eigvals, self.proj_sq, self.total_ss, self.sum_w,
+                         np.asarray(alphas, dtype=float), self.n_fixed)
+
+    def coef(self, alpha):
+        """Weights on the raw columns (the scale folded in)."""
+        return self.scale[:, None] * (self.eigvecs @ (self.proj / (self.eigvals + alpha)
+                                                      [:, None]))
+
+
+@register("primal")
+def solve(design, spec, state=None):
+    """Primal ridge from streaming statistics (criterion "auto" or "gcv")."""
+    if spec.criterion not in ("auto", "gcv"):
+        raise ValueError("criterion='loo' needs the dual solve (an exact kernel, or fit "
+                         "with solver='dual'); the primal solve and partial_fit offer "
+                         "criterion='gcv'")
+    if not design.dense:
+        raise ValueError("the primal solver needs dense features; a sparse exact block "
+                         "takes solver='cg' (or 'dual')")
+    stats = state
+    for batch in design.batches():
+        Z = _dense_rows(batch)
+        if stats is None:
+            stats = PrimalStatistics(Z.shape[1], batch.Y.shape[1], spec.fit_intercept)
+        stats.update(Z, batch.Y, batch.sample_weight)
+    gram, cross, total_ss, z_mean, y_mean = stats.centred()
+    n_exact = design.n_exact
+    scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
+    best = None
+    for g, gamma in enumerate(spec.gammas):
+        scale = np.ones(gram.shape[0])
+        scale[n_exact:] = gamma
+        eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) else gram, cross,
+                       total_ss, stats.sum_w, scale, spec.fit_intercept)
+        scores[g] = eigen.scores(spec.alphas)
+        if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
+            best = (g, gamma, eigen)
+        del eigen
+    g, gamma, eigen = best
+    alphas, _, k = widen_alphas(eigen.scores, spec.alphas, scores[g])
+    coef = eigen.coef(alphas[k])
+    intercept = y_mean - z_mean @ coef if spec.fit_intercept else np.zeros(len(y_mean))
+    return RidgeSolution(coef=coef, dual_coef=None, intercept=intercept,
+                         alpha=float(alphas[k]), gamma=float(gamma), alphas=alphas,
+                         scores=scores, criterion="gcv", state=stats)
