@@ -18,9 +18,9 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
-from sklearn.utils import check_array
-
 from .arccos import acos
+from ._scaling import row_exponents, scale_rows
+from ._validation import check_array
 
 __all__ = ["ntk_kernel", "ntk_dot_product", "cntk_kernel", "cntk_diagonals"]
 
@@ -89,7 +89,12 @@ def _relu_layer_inplace(sigma, theta, nngp):
 
 @njit(cache=True)
 def _unit_ntk_vector(t, depth, nngp):
-    """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place."""
+    """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place.
+
+    Cosines are clipped to [-1, 1] first, in the layers' input as in ``Theta_0``.
+    """
+    for j in range(t.shape[0]):
+        t[j] = min(max(t[j], -1.0), 1.0)
     theta = t.copy()
     for _ in range(depth):
         _relu_layer_inplace(t, theta, nngp)
@@ -232,12 +237,28 @@ def ntk_kernel(X, Y=None, *, depth=1, kind="ntk"):
             raise ValueError(
                 f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must match"
             )
+    # NTK(a x, b y) = a b NTK(x, y): rows too large or too small to square are scaled by
+    # powers of two (exactly), and the kernel back
+    exp_x = row_exponents(X)
+    exp_y = exp_x if symmetric else row_exponents(Y)
+    X = scale_rows(X, exp_x)
+    Y = None if symmetric else scale_rows(Y, exp_y)
     norms_x = _row_norms(X)
     norms_y = norms_x if symmetric else _row_norms(Y)
-    gram = _gram(X, None if symmetric else Y)
+    gram = _gram(X, Y)
     if symmetric:
-        return _ntk_from_gram_symmetric(gram, norms_x, depth, kind == "nngp")
-    return _ntk_from_gram(gram, norms_x, norms_y, depth, kind == "nngp")
+        K = _ntk_from_gram_symmetric(gram, norms_x, depth, kind == "nngp")
+    else:
+        K = _ntk_from_gram(gram, norms_x, norms_y, depth, kind == "nngp")
+    return _scale_back(K, exp_x, exp_y)
+
+
+def _scale_back(K, exp_x, exp_y):
+    """``K[i, j] * 2^(exp_x[i] + exp_y[j])`` in place: a kernel homogeneous of degree 1
+    in each argument, computed on rows scaled by :func:`fastntk._scaling.scale_rows`."""
+    if np.any(exp_x) or np.any(exp_y):
+        np.ldexp(K, exp_x[:, None] + exp_y[None, :], out=K)
+    return K
 
 
 def ntk_dot_product(t, *, depth=1, kind="ntk"):
@@ -250,7 +271,7 @@ def ntk_dot_product(t, *, depth=1, kind="ntk"):
     Parameters
     ----------
     t : array_like
-        Cosines; values outside [-1, 1] are clipped.
+        Cosines; values outside [-1, 1] are clipped to it (``K_L(1.5) = K_L(1)``).
     depth : int, default=1
     kind : {"ntk", "nngp"}, default="ntk"
 
@@ -355,7 +376,12 @@ def cntk_diagonals(X, *, depth, filter_size=3, padding="same"):
     _check_choice("padding", padding, _PADDINGS)
     X = _check_images(X, "X")
     sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
-    stacked = _diagonals(X, np.array(sizes, dtype=np.int64), filter_size, offset)
+    # N is homogeneous of degree 2 in the image: scale too large or small images exactly
+    exponents = row_exponents(X)
+    stacked = _diagonals(scale_rows(X, exponents), np.array(sizes, dtype=np.int64),
+                         filter_size, offset)
+    if np.any(exponents):
+        np.ldexp(stacked, 2 * exponents[None, :, None, None], out=stacked)
     return [np.ascontiguousarray(stacked[h, :, :hh, :ww]) for h, (hh, ww) in enumerate(sizes)]
 
 
@@ -513,6 +539,11 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
         )
     sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
     sizes = np.array(sizes, dtype=np.int64)
+    # CNTK(a x, b y) = a b CNTK(x, y): scale too large or small images exactly, and back
+    exp_x = row_exponents(X)
+    exp_y = exp_x if symmetric else row_exponents(Y)
+    X = scale_rows(X, exp_x)
+    Y = X if symmetric else scale_rows(Y, exp_y)
     diag_x = _diagonals(X, sizes, filter_size, offset)
     diag_y = diag_x if symmetric else _diagonals(Y, sizes, filter_size, offset)
     n_x, n_y = X.shape[0], Y.shape[0]
@@ -527,4 +558,4 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
     K[rows, cols] = values
     if symmetric:
         K[cols, rows] = values
-    return K
+    return _scale_back(K, exp_x, exp_y)

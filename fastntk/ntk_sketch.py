@@ -36,16 +36,17 @@ from numba import njit
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
+from ._scaling import row_exponents, scale_rows
 from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
-from .polyfit import kernel_polynomial
+from .polyfit import fit_nbytes, kernel_polynomial
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
 from ._threading import numba_threads as _numba_threads
-from .sketches import _canonical_csr
+from ._validation import check_memory, fit_method, validate_data
 
 __all__ = ["NTKSketch"]
 
@@ -224,7 +225,18 @@ def _dense_row_norms_sq(X):
 
 
 def _normalized_rows(X, n_threads):
-    """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms."""
+    """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms.
+
+    Rows beyond the range where squares are safe are first divided by a power of two
+    (exactly, :mod:`fastntk._scaling`), so every finite row gets its unit vector and a
+    norm that is finite whenever it is representable.
+    """
+    exponents = row_exponents(X)
+    U, norms = _normalized_scaled_rows(scale_rows(X, exponents), n_threads)
+    return U, np.ldexp(norms, exponents)
+
+
+def _normalized_scaled_rows(X, n_threads):
     if sp.issparse(X):
         norms = np.sqrt(csr_row_norms_sq(X.data, X.indptr, n_threads))
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -326,6 +338,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def _n_features_out(self):
         return self.n_components
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the sketches for inputs of ``X.shape[1]`` features.
 
@@ -339,9 +352,15 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         -------
         self
         """
-        self._validate_params()
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
                           dtype=(np.float64, np.float32), reset=True)
+        # at least: per sketch, p TensorSRHT nodes (int8 signs and int64 coordinates, at
+        # least m / p wide, for 2 inputs) and p int32 hash tables; a row of scratch
+        p, m, d = self.degree, self.n_components, self.n_features_in_
+        n_sketches = 1 if self.method == "polyfit" else 2 * self.depth + 1
+        table = d if d <= _MAX_TABLE_FEATURES else 0
+        check_memory(n_sketches * (18 * m + 4 * p * table) + 48 * m + fit_nbytes(p),
+                     f"NTKSketch(n_components={m}, degree={p}, depth={self.depth})")
         rng = check_random_state(self.random_state)
         if self.method == "polyfit":
             self._fit_polyfit(rng)
@@ -403,8 +422,6 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
                           dtype=(np.float64, np.float32), order="C", reset=False)
-        if sp.issparse(X):
-            X = _canonical_csr(sp.csr_matrix(X))
         n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.n_components * self.degree)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         step = self._batch_size()

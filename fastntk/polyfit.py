@@ -24,6 +24,7 @@ from .arccos import k0, k0_taylor, k1, k1_taylor
 __all__ = [
     "chebyshev_nodes",
     "fit_nonnegative_polynomial",
+    "fit_nbytes",
     "uniform_weight",
     "max_abs_error",
     "ntk_taylor",
@@ -115,6 +116,16 @@ def fit_nonnegative_polynomial(func, degree, *, n_nodes=None, weight=None, exact
         # remove the residual of the penalty: rescaling keeps every coefficient >= 0
         coef *= float(func(np.array([1.0]))[0]) / coef.sum()
     return coef
+
+
+def fit_nbytes(degree):
+    """Bytes of the least-squares system of :func:`fit_nonnegative_polynomial`.
+
+    Its default ``max(256, 16 (degree + 1))`` nodes by ``degree + 1`` powers, twice (the
+    Vandermonde matrix and its weighted copy): what a feature map checks before it
+    asks for a polynomial of that degree.
+    """
+    return 2 * 8 * max(256, 16 * (degree + 1)) * (degree + 1)
 
 
 def uniform_weight(t):

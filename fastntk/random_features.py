@@ -19,12 +19,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ._threading import effective_n_threads as _n_threads
 from .leverage import sample_leverage_weights
 from .sketches import CountSketch, TensorSRHT, unpack_codes
+from ._validation import check_memory, fit_method, validate_data
 
 __all__ = ["NTKRandomFeatures"]
 
@@ -188,6 +189,7 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return max(self.n_components, _AUTO_INPUT_SKETCH)
         return self.input_sketch
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the weights and sketches for the width of ``X``.
 
@@ -201,15 +203,21 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         -------
         self
         """
-        self._validate_params()
         X = self._validate_input(X, reset=True)
         m = self._check_n_arccos()
         ms = self.n_components - m
-        rng = check_random_state(self.random_state)
         width = self._input_sketch_width()
-        self.input_sketch_ = None
         d = self.n_features_in_
-        if width is not None and d > width:
+        sketched = width is not None and d > width
+        # the Gaussian weights of every layer, a block of rows of features
+        d_in = width if sketched else d
+        check_memory(8 * (d_in + (self.depth - 1) * m) * 2 * m
+                     + 8 * _BLOCK_ROWS * (2 * m + self.n_components),
+                     f"NTKRandomFeatures(n_components={self.n_components}, n_arccos={m}, "
+                     f"depth={self.depth}) on {d} features")
+        rng = check_random_state(self.random_state)
+        self.input_sketch_ = None
+        if sketched:
             self.input_sketch_ = CountSketch(
                 width, random_state=rng.randint(_SEED_MAX), n_jobs=self.n_jobs
             ).fit(X[:1])
