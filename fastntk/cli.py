@@ -97,6 +97,10 @@ def read_data(path, n_features=None, zero_based=None):
         else:
             X = _check_width(path, table, n_features)
         zero_based = None
+    # found here rather than by the estimator: a test file is checked before the fit
+    values = X.data if sp.issparse(X) else X
+    if not np.all(np.isfinite(values)) or (y is not None and not np.all(np.isfinite(y))):
+        raise CommandError(f"{path}: contains NaN or infinity")
     return X, y, zero_based
 
 
