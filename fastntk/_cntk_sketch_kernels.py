@@ -60,7 +60,7 @@ def window_features(images, q, offset, out_h, out_w, out):
     """Exact first-layer features: ``(1/q) (+)_delta x_{p + delta}``, zeros outside.
 
     ``<out[p](x), out[p'](y)> = (1/q^2) sum_delta <x_{p+delta}, y_{p'+delta}>`` is
-    ``Sigma^(1)_{p,p'}`` of DESIGN.md 2.2 exactly.
+    ``Sigma^(1)_{p,p'}`` of the CNTK (:mod:`fastntk.kernels`) exactly.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """NTKSketch: input-sparsity-time feature map of the fully-connected ReLU NTK.
 
-Implements the NTKSketch of Zandieh et al. (NeurIPS 2021), DESIGN.md section 4.2, for
-dense and sparse (CSR) input.  The NTK of section 2.1 is ``||x|| ||y|| K_L(cos)``: rows
+Implements the NTKSketch of Zandieh et al. (NeurIPS 2021) for dense and sparse (CSR)
+input.  The NTK (defined in :mod:`fastntk.kernels`) is ``||x|| ||y|| K_L(cos)``: rows
 are normalised (exactly, in float64), sketched, and the features multiplied back by
 ``||x||``, so that zero rows give zero features.
 
@@ -252,7 +252,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     """Input-sparsity-time random features of the fully-connected ReLU NTK.
 
     ``<phi(x), phi(y)>`` approximates ``NTK(x, y) = ||x|| ||y|| K_L(cos(x, y))`` of an
-    ``L = depth`` hidden-layer ReLU network without biases (DESIGN.md 2.1; the NTK that
+    ``L = depth`` hidden-layer ReLU network without biases (:mod:`fastntk.kernels`; the NTK that
     ``neural_tangents`` computes for ``Dense(W_std=sqrt(d)), Relu, [Dense(W_std=sqrt(2)),
     Relu] * (L-1), Dense(W_std=sqrt(2))``).  A sparse row costs
     ``O(degree^2 nnz + poly(degree) m log m)``: only CountSketch leaves read the input,

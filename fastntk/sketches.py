@@ -1,4 +1,4 @@
-"""Oblivious sketches whose inner products estimate inner products (DESIGN.md section 3).
+"""Oblivious sketches whose inner products estimate inner products.
 
 Every map is linear (or multilinear, for the tensor sketches), drawn once at ``fit``
 from ``random_state`` and applied row by row, with
@@ -513,7 +513,7 @@ class PolySketch(_BaseSketch):
     grows polynomially, not exponentially, in ``p``.
 
     Every lower degree comes from the same tree: ``Q^j(x)`` is the tree applied to
-    ``x^(⊗j) ⊗ e^(⊗(p-j))`` for a fixed unit vector ``e`` (DESIGN.md section 3), so
+    ``x^(⊗j) ⊗ e^(⊗(p-j))`` for a fixed unit vector ``e``, so
     ``E <Q^j(x), Q^j(y)> = <x, y>^j``.  Feeding the padding vector at the leaves'
     outputs (``e = e_1`` in ``R^m``, the unit-norm leaf image of a unit vector)
     makes every all-padding subtree a constant computed once at ``fit``, and a node over
