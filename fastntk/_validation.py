@@ -90,6 +90,8 @@ def check_sparse_structure(X, name="X"):
     ValueError
         Naming the first inconsistency found.
     """
+    if len(X.shape) != 2:
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {X.shape}")
     n_rows, n_cols = X.shape
     if X.format == "csr":
         _check_compressed(X, name, n_rows, n_cols, "row", "column")

@@ -149,9 +149,13 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     every layer, the sketched features of ``Sigma`` to unit norm and those of ``Theta``
     to their exact norm ``sqrt(h N_p)`` (an O(1/m) ratio bias, which keeps the error
     from compounding with depth: it stays within 0.05-0.45 relative at depth 40 with
-    1,024 features); its random error falls like ``1/sqrt(n_components)``.  Sparse input is densified one batch of images at a
-    time (the per-pixel features are dense anyway).  Features are bit-identical for the
-    same ``random_state`` whatever the batch and the number of threads.
+    1,024 features); its random error falls like ``1/sqrt(n_components)``.  Sparse
+    input is densified one batch of images at a time (the per-pixel features are dense
+    anyway).  Features are bit-identical for the same ``random_state`` whatever the
+    batch and the number of threads.  The CNTK is homogeneous of degree 1 in each image:
+    images whose pixels are too large or too small to square are scaled exactly by a
+    power of two and their features scaled back, so every finite image gets finite
+    features.
 
     References
     ----------
