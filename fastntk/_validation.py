@@ -149,7 +149,7 @@ def canonical_csr(X):
     index_dtype = indices.dtype
     if index_dtype != indptr.dtype or index_dtype not in (np.int32, np.int64):
         index_dtype = np.int64
-    if canonical and index_dtype == indptr.dtype:
+    if canonical and indices.dtype == indptr.dtype == index_dtype:
         return X
     X = type(X)((X.data[:nnz].copy(), indices.astype(index_dtype),
                  indptr.astype(index_dtype)), shape=X.shape)
