@@ -40,7 +40,7 @@ from fastntk import (
 )
 from fastntk.kernels import ntk_dot_product
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 N_FEATURES = 6
 
