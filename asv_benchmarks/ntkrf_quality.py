@@ -1,4 +1,4 @@
-"""Kernel-approximation quality of NTKRandomFeatures against the exact NTK (DESIGN.md 6).
+"""Kernel-approximation quality of NTKRandomFeatures against the exact NTK.
 
 On 1,000 rows of MNIST (unit-normalised pixels, as in the authors' experiment) and of a
 TF-IDF text set (health tweets, vocabulary of 20,000 documents, unit-norm rows), for

@@ -1,4 +1,4 @@
-"""Check that NTKRidge survives the sizes where OpenBLAS's Cholesky crashes (DESIGN.md 5).
+"""Check that NTKRidge survives the sizes where OpenBLAS's Cholesky crashes.
 
 With the AVX-512 ("SkylakeX") kernels of the OpenBLAS in NumPy/SciPy wheels,
 ``cho_factor`` / ``solve(assume_a="pos")`` on a 16,000 x 16,000 SPD matrix die with a

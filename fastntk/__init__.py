@@ -28,7 +28,7 @@ _LAZY = {
     "NTKRidgeClassifier": "ridge",
 }
 _SUBMODULES = ("arccos", "datasets", "kernels", "sketches", "leverage", "random_features",
-               "ntk_sketch", "cntk_sketch", "ridge")
+               "ntk_sketch", "cntk_sketch", "polyfit", "ridge")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

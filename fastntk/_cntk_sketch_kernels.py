@@ -60,7 +60,7 @@ def window_features(images, q, offset, out_h, out_w, out):
     """Exact first-layer features: ``(1/q) (+)_delta x_{p + delta}``, zeros outside.
 
     ``<out[p](x), out[p'](y)> = (1/q^2) sum_delta <x_{p+delta}, y_{p'+delta}>`` is
-    ``Sigma^(1)_{p,p'}`` of DESIGN.md 2.2 exactly.
+    ``Sigma^(1)_{p,p'}`` of the CNTK (:mod:`fastntk.kernels`) exactly.
 
     Parameters
     ----------
@@ -209,18 +209,30 @@ def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_r
 
 
 @njit(parallel=True, cache=True)
-def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_idx,
+def relu_sketch_layer(phi, psi, norms, layer, leaf_signs, leaf_idx, node_signs, node_idx,
                       const_right, degree, n_leaves, k1_weights, k0_weights, psi_signs,
                       psi_idx, prod_weights, k_weights, kphi_out, t_out, n_blocks):
     """One ReLU layer of the CNTK sketch for every pixel of a batch.
 
-    For each pixel, with ``N`` its exact diagonal ``Sigma_{p,p}``, ``u = phi / sqrt(N)``
+    For each pixel, with ``N`` its exact diagonal ``Sigma_{p,p}``, ``u = phi / ||phi||``
     and ``Q^j`` its PolySketch of degree ``j`` (``Q^0`` the flat constant
     ``1/sqrt(m)``)::
 
         kphi = sqrt(N) sum_j k1_weights[j] * Q^j     features of K = sqrt(N N') k1(rho)
         kdot =         sum_j k0_weights[j] * Q^j     features of KDot = k0(rho)
-        t    = prod_weights * (H D psi)[psi_idx] * kdot + k_weights * kphi
+        t    = prod_weights * (H D psi')[psi_idx] * kdot + k_weights * kphi
+
+    with ``psi' = psi * sqrt(layer N) / ||psi||``: ``layer N`` is the exact diagonal of
+    Theta at this layer (``Theta_{p,p} = h N_p`` at layer ``h``, since ``k0(1) = k1(1)
+    = 1`` make ``T_{p,p} = Theta_{p,p} + N_p`` and the window average is linear).
+
+    Both normalisations use the features' own norms, not only the exact diagonals: the
+    polynomials see an exactly unit vector, and the norm of ``psi`` does not drift.
+    Dividing by ``sqrt(N)`` alone let the sketching error of ``||phi||`` grow layer
+    after layer (a polynomial with ``P(1) = 1`` and ``P'(1) >= 1`` maps a squared norm
+    ``s > 1`` to ``P(s) > s``), which made the features of deep networks explode (off
+    by 1e17 and more at depth 14, NaN at 20); with both, the diagonal of every layer is
+    exact and off-diagonal estimates carry an O(1/m) bias.
 
     ``k1_weights[j]`` is ``sqrt(c_j)`` times independent random signs, which reduces the
     direct sum ``(+)_j sqrt(c_j) Q^j`` to width ``m`` without bias; likewise ``t`` is the
@@ -234,6 +246,8 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
         Features of Sigma and Theta at this layer.
     norms : ndarray of shape (n_pixels,)
         Exact diagonals ``N_p``.
+    layer : int
+        ``h``, the 1-based index of this layer.
     leaf_signs : ndarray of shape (d,)
     leaf_idx : ndarray of shape (n_leaves // 2, 2, m), values in ``[0, pow2(d))``
     node_signs : ndarray of shape (n_leaves // 2 - 1, m)
@@ -280,19 +294,27 @@ def relu_sketch_layer(phi, psi, norms, leaf_signs, leaf_idx, node_signs, node_id
         for p in range(start, stop):
             kphi = kphi_out[p]
             t = t_out[p]
-            if norms[p] <= 0:
+            phi_sq = 0.0
+            psi_sq = 0.0
+            for k in range(d):
+                phi_sq += phi[p, k] * phi[p, k]
+                psi_sq += psi[p, k] * psi[p, k]
+            if norms[p] <= 0 or phi_sq <= 0 or psi_sq <= 0:
                 for k in range(m):
                     kphi[k] = 0
                     t[k] = 0
                 continue
             root = math.sqrt(norms[p])
-            inv = 1.0 / root
+            inv = 1.0 / math.sqrt(phi_sq)
             for k in range(d):
                 u[k] = inv * phi[p, k]
             _transform(u, leaf_signs, buf_d)
             _poly_tree(buf_d, e0, degree, n_leaves, leaf_idx, node_signs, node_idx,
                        const_right, scale, prev, cur, tl, buf_m, q)
             _sampled_transform(psi[p], psi_signs, psi_idx, buf_d, psi_t)
+            psi_scale = math.sqrt(layer * norms[p] / psi_sq)
+            for k in range(m):
+                psi_t[k] *= psi_scale
             # degree-outer loops: unit-stride inner loops that vectorise
             for k in range(m):
                 kphi[k] = k1_weights[0, k] * q[0, k]

@@ -4,12 +4,16 @@ Data formats (chosen by the file name; anything not listed is read as svmlight)
 -----------------------------------------------------------------------------
 svmlight / libsvm
     ``label index:value ...``, the label in the file.  Indices may be one-based (libsvm's
-    convention) or zero-based (scikit-learn's ``dump_svmlight_file``): a training file that
-    uses index 0 is zero-based, otherwise one-based, and ``predict`` reads with the base the
-    model was trained with.  ``.gz`` / ``.bz2`` compression is understood.
+    convention) or zero-based (scikit-learn's ``dump_svmlight_file``): ``--zero-based`` or
+    ``--one-based`` says which; without either, a training file that uses index 0 is
+    zero-based and any other one-based (a zero-based file whose first column happens to be
+    empty is then misread: pass ``--zero-based``).  The base is stored in the model, and
+    ``predict`` reads new files with it.  ``.gz`` / ``.bz2`` compression is understood.
 .csv
     Comma-separated numbers, one row per sample, the label in the FIRST column (the libsvm
     convention); a header line is skipped when its first field is not a number.
+
+Text files may start with a UTF-8 byte-order mark.
 .npy
     A 2-D array, the label in the first column.
 .npz
@@ -21,9 +25,14 @@ For ``predict``, a CSV/NPY/NPZ file may carry the label column or not: its width
 printed.
 """
 import argparse
+import bz2
+import gzip
+import io
+import itertools
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +41,10 @@ import scipy.sparse as sp
 from ._version import __version__
 
 _MODELS = ("ntk-sketch", "ntk-rf", "cntk-sketch", "exact")
-_SVMLIGHT_TOKEN_ERRORS = (ValueError, IndexError)
+_SVMLIGHT_TOKEN_ERRORS = (ValueError, IndexError, OverflowError)
+# Largest feature index the svmlight reader holds (its indices are 32-bit).
+_SVMLIGHT_MAX_INDEX = 2**31 - 2
+_BOM = b"\xef\xbb\xbf"
 
 
 class CommandError(Exception):
@@ -52,6 +64,13 @@ def _kind(path):
     return "svmlight"
 
 
+def _check_input_file(path, what="data file"):
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory, not a {what}")
+    if not path.exists():
+        raise CommandError(f"no such file: {path}")
+
+
 def read_data(path, n_features=None, zero_based=None):
     """Read ``(X, y, zero_based)`` from ``path``; ``y`` is None when the file has no labels.
 
@@ -60,35 +79,60 @@ def read_data(path, n_features=None, zero_based=None):
     ``zero_based`` (svmlight only) is None to detect it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"no such file: {path}")
+    _check_input_file(path)
     kind = _kind(path)
     if kind == "svmlight":
-        return _read_svmlight(path, n_features, zero_based)
-    if kind == "csv":
-        table = _read_csv(path)
-    elif kind == "npy":
-        table = _read_npy(path)
+        X, y, zero_based = _read_svmlight(path, n_features, zero_based)
     else:
-        table, y = _read_npz(path)
-        if y is not None:
-            return _check_width(path, table, n_features), y, None
-    return _split_label(path, table, n_features) + (None,)
+        if kind == "csv":
+            table, y = _read_csv(path), None
+        elif kind == "npy":
+            table, y = _read_npy(path), None
+        else:
+            table, y = _read_npz(path)
+        if table.shape[0] == 0:
+            raise CommandError(f"{path}: no data rows")
+        if y is None:
+            X, y = _split_label(path, table, n_features)
+        else:
+            X = _check_width(path, table, n_features)
+        zero_based = None
+    # found here rather than by the estimator: a test file is checked before the fit
+    values = X.data if sp.issparse(X) else X
+    if not np.all(np.isfinite(values)) or (y is not None and not np.all(np.isfinite(y))):
+        raise CommandError(f"{path}: contains NaN or infinity")
+    return X, y, zero_based
+
+
+def _open(path, mode="rb", **kwargs):
+    """``path`` opened through its compression (``.gz``, ``.bz2``) if any."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    return opener(path, mode, **kwargs)
+
+
+def _svmlight_source(path):
+    """What ``load_svmlight_file`` reads: the path, or the contents after a UTF-8 BOM."""
+    with _open(path) as f:
+        if f.read(len(_BOM)) != _BOM:
+            return str(path)
+        return io.BytesIO(f.read())
 
 
 def _read_svmlight(path, n_features, zero_based):
     from sklearn.datasets import load_svmlight_file
 
     try:
-        X, y = load_svmlight_file(str(path), zero_based=True, dtype=np.float64)
+        X, y = load_svmlight_file(_svmlight_source(path), zero_based=True, dtype=np.float64)
     except _SVMLIGHT_TOKEN_ERRORS as exc:
         raise CommandError(_describe_svmlight_error(path, exc)) from None
+    if X.shape[0] == 0:
+        raise CommandError(f"{path}: no data rows (empty, or only comments)")
     if zero_based is None:
         zero_based = X.shape[1] > 0 and X[:, 0].nnz > 0
     if not zero_based:
         if X.shape[1] > 0 and X[:, 0].nnz > 0:
-            raise CommandError(f"{path}: uses feature index 0, but the model was trained on "
-                               f"one-based (libsvm) indices")
+            raise CommandError(f"{path}: uses feature index 0, but is read with one-based "
+                               f"(libsvm) indices (--one-based, or the training file's base)")
         X = X[:, 1:] if X.shape[1] > 0 else X
     if n_features is not None:
         if X.shape[1] > n_features:
@@ -100,9 +144,7 @@ def _read_svmlight(path, n_features, zero_based):
 
 def _describe_svmlight_error(path, exc):
     """Name the first line that does not parse as ``label index:value ...``."""
-    if path.suffix in (".gz", ".bz2"):
-        return f"{path}: malformed svmlight file ({exc})"
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with _open(path, "rt", encoding="utf-8-sig", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             tokens = line.split("#", 1)[0].split()
             if not tokens:
@@ -111,8 +153,9 @@ def _describe_svmlight_error(path, exc):
                 [float(label) for label in tokens[0].split(",")]
                 for token in tokens[1:]:
                     index, value = token.split(":")
-                    if index != "qid":
-                        int(index)
+                    if index != "qid" and not 0 <= int(index) <= _SVMLIGHT_MAX_INDEX:
+                        return (f"{path}, line {number}: feature index {index} is outside "
+                                f"0 .. {_SVMLIGHT_MAX_INDEX}")
                     float(value)
             except _SVMLIGHT_TOKEN_ERRORS:
                 shown = line.strip()
@@ -122,50 +165,77 @@ def _describe_svmlight_error(path, exc):
 
 
 def _read_csv(path):
-    opener = open
-    if path.suffix in (".gz", ".bz2"):
-        import bz2
-        import gzip
-        opener = gzip.open if path.suffix == ".gz" else bz2.open
-    with opener(path, "rt") as f:
+    # utf-8-sig: a byte-order mark is not part of the first field
+    with _open(path, "rt", encoding="utf-8-sig") as f:
         first = f.readline()
-    try:
-        float(first.split(",")[0])
-        skip = 0
-    except ValueError:
-        skip = 1
-    try:
-        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise CommandError(f"{path}: {exc}") from None
+        try:
+            float(first.split(",")[0])
+            lines = itertools.chain([first], f)
+        except ValueError:
+            lines = f                                   # a header line
+        try:
+            table = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
+        except ValueError as exc:
+            raise CommandError(f"{path}: {exc}") from None
     return table
+
+
+def _real_array(path, array, name, ndim):
+    """``array`` as float64 if it is a real numeric array of ``ndim`` dimensions."""
+    if array.ndim != ndim:
+        raise CommandError(f"{path}: {name} must be a {ndim}-D array, got shape {array.shape}")
+    if np.iscomplexobj(array):
+        raise CommandError(f"{path}: {name} is complex ({array.dtype}); fastntk needs real "
+                           f"numbers")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise CommandError(f"{path}: {name} must be numeric, got dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
 
 
 def _read_npy(path):
     try:
         table = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise CommandError(f"{path}: not a readable .npy file ({exc})") from None
-    if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
-        raise CommandError(f"{path}: expected a 2-D numeric array, got shape {table.shape} "
-                           f"and dtype {table.dtype}")
-    return table.astype(np.float64, copy=False)
+    if not isinstance(table, np.ndarray):
+        raise CommandError(f"{path}: not a .npy array file")
+    return _real_array(path, table, "the array", 2)
+
+
+def _read_sparse_npz(path):
+    from ._validation import check_sparse_structure
+
+    try:
+        matrix = sp.load_npz(path)
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        raise CommandError(f"{path}: not a readable scipy.sparse .npz file ({exc})") from None
+    # the matrix is sliced before any estimator sees it: check its indices first
+    check_sparse_structure(matrix, str(path))
+    if np.iscomplexobj(matrix.data):
+        raise CommandError(f"{path}: the matrix is complex ({matrix.dtype}); fastntk needs "
+                           f"real numbers")
+    return matrix.tocsr().astype(np.float64)
 
 
 def _read_npz(path):
     """A save_npz matrix (label first column) or an np.savez archive with X [and y]."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise CommandError(f"{path}: not a readable .npz file ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CommandError(f"{path}: not a .npz archive")
     with archive:
         if "indptr" in archive.files or "row" in archive.files:
-            return sp.load_npz(path).tocsr().astype(np.float64), None
+            return _read_sparse_npz(path), None
         if "X" not in archive.files:
             raise CommandError(f"{path}: expected a scipy.sparse.save_npz matrix or arrays "
                                f"named X (and y), found {archive.files}")
-        X = archive["X"].astype(np.float64)
-        y = archive["y"] if "y" in archive.files else None
+        try:
+            X = _real_array(path, archive["X"], "X", 2)
+            y = _real_array(path, archive["y"], "y", 1) if "y" in archive.files else None
+        except (ValueError, OSError) as exc:               # a damaged member
+            raise CommandError(f"{path}: not a readable .npz file ({exc})") from None
     if y is not None and y.shape[0] != X.shape[0]:
         raise CommandError(f"{path}: X has {X.shape[0]} rows but y has {y.shape[0]}")
     return X, y
@@ -272,17 +342,59 @@ def _info(args, message):
         print(message, flush=True)
 
 
+def _check_writable(path, option):
+    """Fail now, not after a long fit, if ``path`` cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{option} {path} is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CommandError(f"{option} {path}: directory {parent} does not exist")
+    writable = (os.access(path, os.W_OK) if path.exists()
+                else os.access(parent, os.W_OK | os.X_OK))
+    if not writable:
+        raise CommandError(f"{option} {path}: permission denied")
+
+
+def _check_fit_memory(args, n_rows):
+    """Refuse a fit whose ridge solve cannot fit in memory, before any work.
+
+    The solve holds a k x k Gram matrix, its eigenvectors and a centred copy (k = rows
+    for exact kernels and the dual solve, n_components for the primal one), and the
+    dual solve the n x n_components features.
+    """
+    from ._validation import check_memory
+
+    if args.model == "exact":
+        k, features, what = n_rows, 0, f"--model exact on {n_rows} rows"
+    else:
+        m = args.n_components
+        k, features = min(n_rows, m), (n_rows * m if n_rows <= m else 0)
+        what = f"--n-components {m} on {n_rows} rows"
+    check_memory(8 * (3 * k * k + features), what)
+
+
+def _labelled(path, data):
+    if data[1] is None:
+        raise CommandError(f"{path}: no labels found")
+    return data
+
+
 def cmd_fit(args):
     from ._persistence import save_model
 
-    X, y, zero_based = read_data(args.train)
-    if y is None:
-        raise CommandError(f"{args.train}: no labels found")
+    _check_writable(args.out, "--out")
+    X, y, zero_based = _labelled(args.train, read_data(args.train, zero_based=args.zero_based))
     if args.task == "classification":
         classes = np.unique(y)
         if classes.size < 2:
             raise CommandError(f"{args.train}: the labels hold a single class ({classes[0]:g}); "
                                f"classification needs at least two")
+    test = None
+    if args.test is not None:                   # a bad test file is found before the fit
+        test = _labelled(args.test, read_data(args.test, n_features=X.shape[1],
+                                              zero_based=zero_based))
+    _check_fit_memory(args, X.shape[0])
     model = build_model(args, X.shape[1])
     start = time.perf_counter()
     model.fit(X, y)
@@ -290,12 +402,15 @@ def cmd_fit(args):
     metadata = {"task": args.task, "model": args.model, "n_features": X.shape[1],
                 "zero_based": zero_based, "train_file": os.fspath(args.train)}
     save_model(model, args.out, metadata)
+    base = ""
+    if zero_based is not None and args.zero_based is None:
+        base = (f"; svmlight indices read as {'zero' if zero_based else 'one'}-based "
+                f"(--zero-based / --one-based to say otherwise)")
     _info(args, f"fitted {args.model} ({args.task}) on {X.shape[0]} rows x {X.shape[1]} "
-                f"features in {elapsed:.2f} s; alpha {model.alpha_:.3g}; saved to {args.out}")
-    if args.test is not None:
-        X_test, y_test, _ = read_data(args.test, n_features=X.shape[1], zero_based=zero_based)
-        if y_test is None:
-            raise CommandError(f"{args.test}: no labels found")
+                f"features in {elapsed:.2f} s; alpha {model.alpha_:.3g}; saved to "
+                f"{args.out}{base}")
+    if test is not None:
+        X_test, y_test, _ = test
         values = _metric(args.task, y_test, model.predict(X_test))
         _info(args, f"test ({X_test.shape[0]} rows): {_format_metric(values)}")
     return 0
@@ -304,8 +419,9 @@ def cmd_fit(args):
 def cmd_predict(args):
     from ._persistence import load_model
 
-    if not Path(args.model).is_file():
-        raise CommandError(f"no such file: {args.model}")
+    _check_input_file(Path(args.model), "model file")
+    if args.out is not None:
+        _check_writable(args.out, "--out")
     model, meta = load_model(args.model)
     X, y, _ = read_data(args.data, n_features=meta["n_features"],
                         zero_based=meta.get("zero_based"))
@@ -445,9 +561,16 @@ def _positive_int(text):
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error reported in one line like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def make_parser():
     """The argparse parser of the ``fastntk`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastntk", description="Neural Tangent Kernel regression and classification "
         "with sketches and random features, on CPUs.")
     parser.add_argument("--version", action="version", version=f"fastntk {__version__}")
@@ -478,6 +601,12 @@ def make_parser():
                           "(default 1e-6 .. 1e6)")
     fit.add_argument("--batch-size", type=_positive_int, default=4096)
     fit.add_argument("--random-state", type=int, default=0)
+    base = fit.add_mutually_exclusive_group()
+    base.add_argument("--zero-based", dest="zero_based", action="store_const", const=True,
+                      default=None, help="svmlight indices start at 0 (default: detected: "
+                      "zero-based if the training file uses index 0)")
+    base.add_argument("--one-based", dest="zero_based", action="store_const", const=False,
+                      help="svmlight indices start at 1 (libsvm)")
     fit.add_argument("--out", type=Path, required=True, help="where to save the model")
     fit.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     fit.set_defaults(handler=cmd_fit)
@@ -494,14 +623,25 @@ def make_parser():
 
 
 def main(argv=None):
-    """Run the ``fastntk`` command; returns the exit status (0 on success)."""
+    """Run the ``fastntk`` command; returns the exit status (0 on success).
+
+    An error is reported in one line on standard error, without a traceback.  Warnings
+    raised on the way are held back: shown after a command that succeeds, dropped when
+    it fails (the error line says what went wrong).
+    """
     args = make_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (CommandError, ValueError, OSError, ImportError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"fastntk: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("fastntk: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            status = args.handler(args)
+        except (CommandError, ValueError, OSError, ImportError, MemoryError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if isinstance(exc, MemoryError):
+                message = f"out of memory{': ' + message if message else ''}"
+            print(f"fastntk: error: {message or type(exc).__name__}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("fastntk: interrupted", file=sys.stderr)
+            return 130
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return status

@@ -1,8 +1,52 @@
 """Exact NTK / NNGP kernels of fully-connected and convolutional ReLU networks.
 
-These are the ground truth every sketch in fastntk approximates (DESIGN.md section 2).
-They cost O(n^2) memory (NTK) and O(n^2 P^2 q^2 L) time (CNTK), so they serve as the
-reference on small inputs and as the exact kernel-ridge baseline, not as production paths.
+These are the ground truth every sketch in fastntk approximates.  They cost O(n^2)
+memory (NTK) and O(n^2 P^2 q^2 L) time (CNTK), so they serve as the reference on small
+inputs and as the exact kernel-ridge baseline, not as production paths.
+
+Definitions
+-----------
+With the arc-cosine functions of :mod:`fastntk.arccos` (``t`` clipped to [-1, 1])::
+
+    k0(t) = 1 - arccos(t) / pi
+    k1(t) = (sqrt(1 - t^2) + t (pi - arccos t)) / pi
+
+*Fully-connected NTK*, depth ``L >= 1`` (``L`` hidden ReLU layers, no biases)::
+
+    Sigma_0(x, y) = Theta_0(x, y) = <x, y>
+    for h = 1..L:
+        rho        = Sigma_{h-1}(x, y) / sqrt(Sigma_{h-1}(x, x) Sigma_{h-1}(y, y))
+        Sigma_h    = sqrt(Sigma_{h-1}(x, x) Sigma_{h-1}(y, y)) k1(rho)
+        Theta_h    = Theta_{h-1} k0(rho) + Sigma_h
+    NTK(x, y) = Theta_L,  NNGP(x, y) = Sigma_L;  both 0 when x or y is 0.
+
+Since ``k1(1) = 1``, ``Sigma_h(x, x) = ||x||^2`` at every layer and
+``NTK(x, y) = ||x|| ||y|| K_L(<x, y> / (||x|| ||y||))`` with ``K_L`` the function of the
+cosine computed by :func:`ntk_dot_product`.  Depth 1 is the two-layer network,
+``<x, y> k0(rho) + ||x|| ||y|| k1(rho)``.  The kernel is positively homogeneous,
+``NTK(a x, b y) = a b NTK(x, y)`` for ``a, b > 0``, which is how every finite input whose
+kernel is finite gets it (rows too large or too small to square are rescaled exactly by
+powers of two, :mod:`fastntk._scaling`).
+
+*Convolutional NTK* (Arora et al., 2019), images channels-last ``(H, W, C)``, ``L`` conv
+layers of ``q x q`` filters, stride 1, "same" (zeros outside the image) or "valid"
+padding, each followed by ReLU, then pooling and a linear readout.  For pixels ``p, p'``
+let ``W[A]_{p,p'} = (1/q^2) sum_{delta in window} A_{p+delta, p'+delta}``; then::
+
+    Sigma^(1) = W[G],  G_{p,p'} = <x_p, y_p'>   (channel dot product)
+    Theta^(1) = Sigma^(1)
+    for h = 1..L, with N_p = Sigma^(h)_{p,p}(x, x), N'_p' likewise for y:
+        K^(h)_{p,p'}    = sqrt(N_p N'_p') k1(Sigma^(h)_{p,p'} / sqrt(N_p N'_p'))
+        KDot^(h)_{p,p'} = k0(same argument)
+        T^(h) = Theta^(h) * KDot^(h) + K^(h)          (elementwise)
+        if h < L:  Sigma^(h+1) = W[K^(h)],  Theta^(h+1) = W[T^(h)]
+    "gap":     CNTK(x, y) = (1/P^2) sum_{p,p'} T^(L)_{p,p'}   (P pixels in the last map)
+    "flatten": CNTK(x, y) = (1/P)   sum_p      T^(L)_{p,p}
+    the NNGP uses K^(L) in place of T^(L).
+
+The diagonal has an exact cheap recursion, ``N^(1)`` = box filter of ``||x_p||^2 / q^2``
+and ``N^(h+1) = W[N^(h)]`` (:func:`cntk_diagonals`), and ``Theta^(h)_{p,p} = h N^(h)_p``.
+A 1x1 image with ``q = 1`` reduces the CNTK to the NTK.
 
 Relation to neural-tangents: ``ntk_kernel(X, depth=L)`` equals the NTK that
 ``neural_tangents.stax`` computes for ``serial(Dense(1, W_std=sqrt(d)), Relu(),
@@ -18,9 +62,9 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
-from sklearn.utils import check_array
-
 from .arccos import acos
+from ._scaling import row_exponents, scale_rows
+from ._validation import check_array
 
 __all__ = ["ntk_kernel", "ntk_dot_product", "cntk_kernel", "cntk_diagonals"]
 
@@ -89,7 +133,12 @@ def _relu_layer_inplace(sigma, theta, nngp):
 
 @njit(cache=True)
 def _unit_ntk_vector(t, depth, nngp):
-    """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place."""
+    """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place.
+
+    Cosines are clipped to [-1, 1] first, in the layers' input as in ``Theta_0``.
+    """
+    for j in range(t.shape[0]):
+        t[j] = min(max(t[j], -1.0), 1.0)
     theta = t.copy()
     for _ in range(depth):
         _relu_layer_inplace(t, theta, nngp)
@@ -196,7 +245,7 @@ def _gram(X, Y):
 def ntk_kernel(X, Y=None, *, depth=1, kind="ntk"):
     """Exact NTK (or NNGP) of a fully-connected ReLU network without biases.
 
-    Implements the recursion of DESIGN.md section 2.1 (Jacot et al., 2018; Arora et al.,
+    Implements the recursion of the module docstring (Jacot et al., 2018; Arora et al.,
     2019): with rho the cosine of the previous layer's covariance,
     ``Sigma_h = sqrt(Sigma_{h-1}(x,x) Sigma_{h-1}(y,y)) k1(rho)``,
     ``Theta_h = Theta_{h-1} k0(rho) + Sigma_h``, starting from ``Theta_0 = Sigma_0 = <x,y>``.
@@ -232,12 +281,28 @@ def ntk_kernel(X, Y=None, *, depth=1, kind="ntk"):
             raise ValueError(
                 f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must match"
             )
+    # NTK(a x, b y) = a b NTK(x, y): rows too large or too small to square are scaled by
+    # powers of two (exactly), and the kernel back
+    exp_x = row_exponents(X)
+    exp_y = exp_x if symmetric else row_exponents(Y)
+    X = scale_rows(X, exp_x)
+    Y = None if symmetric else scale_rows(Y, exp_y)
     norms_x = _row_norms(X)
     norms_y = norms_x if symmetric else _row_norms(Y)
-    gram = _gram(X, None if symmetric else Y)
+    gram = _gram(X, Y)
     if symmetric:
-        return _ntk_from_gram_symmetric(gram, norms_x, depth, kind == "nngp")
-    return _ntk_from_gram(gram, norms_x, norms_y, depth, kind == "nngp")
+        K = _ntk_from_gram_symmetric(gram, norms_x, depth, kind == "nngp")
+    else:
+        K = _ntk_from_gram(gram, norms_x, norms_y, depth, kind == "nngp")
+    return _scale_back(K, exp_x, exp_y)
+
+
+def _scale_back(K, exp_x, exp_y):
+    """``K[i, j] * 2^(exp_x[i] + exp_y[j])`` in place: a kernel homogeneous of degree 1
+    in each argument, computed on rows scaled by :func:`fastntk._scaling.scale_rows`."""
+    if np.any(exp_x) or np.any(exp_y):
+        np.ldexp(K, exp_x[:, None] + exp_y[None, :], out=K)
+    return K
 
 
 def ntk_dot_product(t, *, depth=1, kind="ntk"):
@@ -250,7 +315,7 @@ def ntk_dot_product(t, *, depth=1, kind="ntk"):
     Parameters
     ----------
     t : array_like
-        Cosines; values outside [-1, 1] are clipped.
+        Cosines; values outside [-1, 1] are clipped to it (``K_L(1.5) = K_L(1)``).
     depth : int, default=1
     kind : {"ntk", "nngp"}, default="ntk"
 
@@ -335,7 +400,7 @@ def cntk_diagonals(X, *, depth, filter_size=3, padding="same"):
     """Exact per-pixel diagonals N^(h)_p = Sigma^(h)_{p,p}(x, x) of the CNTK, h = 1..depth.
 
     ``N^(1)`` is the q x q box filter of ``||x_p||^2`` divided by q^2 and
-    ``N^(h+1) = W[N^(h)]`` (DESIGN.md section 2.2), because k1(1) = 1 keeps each layer's
+    ``N^(h+1) = W[N^(h)]`` (see the module docstring), because k1(1) = 1 keeps each layer's
     diagonal equal to the previous layer's window average.  Every sketch of the CNTK uses
     these for its per-pixel normalisation.
 
@@ -355,7 +420,12 @@ def cntk_diagonals(X, *, depth, filter_size=3, padding="same"):
     _check_choice("padding", padding, _PADDINGS)
     X = _check_images(X, "X")
     sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
-    stacked = _diagonals(X, np.array(sizes, dtype=np.int64), filter_size, offset)
+    # N is homogeneous of degree 2 in the image: scale too large or small images exactly
+    exponents = row_exponents(X)
+    stacked = _diagonals(scale_rows(X, exponents), np.array(sizes, dtype=np.int64),
+                         filter_size, offset)
+    if np.any(exponents):
+        np.ldexp(stacked, 2 * exponents[None, :, None, None], out=stacked)
     return [np.ascontiguousarray(stacked[h, :, :hh, :ww]) for h, (hh, ww) in enumerate(sizes)]
 
 
@@ -473,7 +543,7 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
 
     ``depth`` conv layers with ``filter_size x filter_size`` filters, stride 1, each
     followed by ReLU, then global average pooling ("gap") or flattening ("flatten") and a
-    linear readout; no biases.  DESIGN.md section 2.2 gives the recursion.  For "same"
+    linear readout; no biases; the module docstring gives the recursion.  For "same"
     padding the window of pixel p covers offsets ``-(q-1)//2 .. q-1-(q-1)//2`` (zeros
     outside the image, as TensorFlow / neural-tangents pad); "valid" shrinks each map by
     ``q - 1``.  A 1x1 image with ``filter_size=1`` gives :func:`ntk_kernel`.
@@ -513,6 +583,11 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
         )
     sizes, offset = _conv_geometry(X.shape[1], X.shape[2], filter_size, padding, depth)
     sizes = np.array(sizes, dtype=np.int64)
+    # CNTK(a x, b y) = a b CNTK(x, y): scale too large or small images exactly, and back
+    exp_x = row_exponents(X)
+    exp_y = exp_x if symmetric else row_exponents(Y)
+    X = scale_rows(X, exp_x)
+    Y = X if symmetric else scale_rows(Y, exp_y)
     diag_x = _diagonals(X, sizes, filter_size, offset)
     diag_y = diag_x if symmetric else _diagonals(Y, sizes, filter_size, offset)
     n_x, n_y = X.shape[0], Y.shape[0]
@@ -527,4 +602,4 @@ def cntk_kernel(X, Y=None, *, depth=1, filter_size=3, padding="same", pooling="g
     K[rows, cols] = values
     if symmetric:
         K[cols, rows] = values
-    return K
+    return _scale_back(K, exp_x, exp_y)

@@ -1,7 +1,7 @@
 """NTKSketch: input-sparsity-time feature map of the fully-connected ReLU NTK.
 
-Implements the NTKSketch of Zandieh et al. (NeurIPS 2021), DESIGN.md section 4.2, for
-dense and sparse (CSR) input.  The NTK of section 2.1 is ``||x|| ||y|| K_L(cos)``: rows
+Implements the NTKSketch of Zandieh et al. (NeurIPS 2021) for dense and sparse (CSR)
+input.  The NTK (defined in :mod:`fastntk.kernels`) is ``||x|| ||y|| K_L(cos)``: rows
 are normalised (exactly, in float64), sketched, and the features multiplied back by
 ``||x||``, so that zero rows give zero features.
 
@@ -36,17 +36,18 @@ from numba import njit
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
 from ._exact_features import MonomialFeatures, monomial_dimension, sparse_linear_block
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
+from ._scaling import row_exponents, scale_rows
 from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
-from .polyfit import kernel_polynomial
+from .polyfit import fit_nbytes, kernel_polynomial
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
 from ._threading import numba_threads as _numba_threads
-from .sketches import _canonical_csr
+from ._validation import check_memory, fit_method, validate_data
 
 __all__ = ["NTKSketch"]
 
@@ -277,7 +278,18 @@ def _dense_row_norms_sq(X):
 
 
 def _normalized_rows(X, n_threads):
-    """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms."""
+    """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms.
+
+    Rows beyond the range where squares are safe are first divided by a power of two
+    (exactly, :mod:`fastntk._scaling`), so every finite row gets its unit vector and a
+    norm that is finite whenever it is representable.
+    """
+    exponents = row_exponents(X)
+    U, norms = _normalized_scaled_rows(scale_rows(X, exponents), n_threads)
+    return U, np.ldexp(norms, exponents)
+
+
+def _normalized_scaled_rows(X, n_threads):
     if sp.issparse(X):
         norms = np.sqrt(csr_row_norms_sq(X.data, X.indptr, n_threads))
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -293,7 +305,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     """Input-sparsity-time random features of the fully-connected ReLU NTK.
 
     ``<phi(x), phi(y)>`` approximates ``NTK(x, y) = ||x|| ||y|| K_L(cos(x, y))`` of an
-    ``L = depth`` hidden-layer ReLU network without biases (DESIGN.md 2.1; the NTK that
+    ``L = depth`` hidden-layer ReLU network without biases (:mod:`fastntk.kernels`; the NTK that
     ``neural_tangents`` computes for ``Dense(W_std=sqrt(d)), Relu, [Dense(W_std=sqrt(2)),
     Relu] * (L-1), Dense(W_std=sqrt(2))``).  A sparse row costs
     ``O(degree^2 nnz + poly(degree) m log m)``: only CountSketch leaves read the input,
@@ -405,6 +417,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def _n_features_out(self):
         return self.n_exact_features_ + self._n_sketched
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the sketches for inputs of ``X.shape[1]`` features.
 
@@ -418,9 +431,15 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         -------
         self
         """
-        self._validate_params()
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
                           dtype=(np.float64, np.float32), reset=True)
+        # at least: per sketch, p TensorSRHT nodes (int8 signs and int64 coordinates, at
+        # least m / p wide, for 2 inputs) and p int32 hash tables; a row of scratch
+        p, m, d = self.degree, self.n_components, self.n_features_in_
+        n_sketches = 1 if self.method == "polyfit" else 2 * self.depth + 1
+        table = d if d <= _MAX_TABLE_FEATURES else 0
+        check_memory(n_sketches * (18 * m + 4 * p * table) + 48 * m + fit_nbytes(p),
+                     f"NTKSketch(n_components={m}, degree={p}, depth={self.depth})")
         rng = check_random_state(self.random_state)
         if self.method == "polyfit":
             self._fit_polyfit(rng, sp.issparse(X))
@@ -530,8 +549,6 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                           dtype=(np.float64, np.float32), order="C", reset=False)
         if self.sparse_output_ and not sp.issparse(X):
             X = sp.csr_matrix(X)
-        if sp.issparse(X):
-            X = _canonical_csr(sp.csr_matrix(X))
         width = self._n_sketched + (0 if self.sparse_output_ else self.n_exact_features_)
         n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * width * self.degree)
         out = np.empty((X.shape[0], width), dtype=X.dtype)

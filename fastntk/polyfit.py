@@ -5,7 +5,7 @@ monomial ``c_j t^j`` becomes ``sqrt(c_j)`` times a degree-``j`` PolySketch, whic
 possible when every ``c_j >= 0`` (then the truncated kernel is positive definite, by
 Schoenberg's theorem).  This module produces such coefficients for the arc-cosine
 functions ``k0``, ``k1`` and for the whole depth-``L`` NTK function ``K_L`` of
-DESIGN.md section 2.1, in two ways:
+:mod:`fastntk.kernels`, in two ways:
 
 - ``"taylor"``: the truncated Maclaurin series (exact low-order terms, slow convergence
   near ``t = +-1`` where the functions have square-root singularities);
@@ -24,6 +24,7 @@ from .arccos import k0, k0_taylor, k1, k1_taylor
 __all__ = [
     "chebyshev_nodes",
     "fit_nonnegative_polynomial",
+    "fit_nbytes",
     "uniform_weight",
     "max_abs_error",
     "ntk_taylor",
@@ -117,6 +118,16 @@ def fit_nonnegative_polynomial(func, degree, *, n_nodes=None, weight=None, exact
     return coef
 
 
+def fit_nbytes(degree):
+    """Bytes of the least-squares system of :func:`fit_nonnegative_polynomial`.
+
+    Its default ``max(256, 16 (degree + 1))`` nodes by ``degree + 1`` powers, twice (the
+    Vandermonde matrix and its weighted copy): what a feature map checks before it
+    asks for a polynomial of that degree.
+    """
+    return 2 * 8 * max(256, 16 * (degree + 1)) * (degree + 1)
+
+
 def uniform_weight(t):
     """``sqrt(1 - t^2)``: Chebyshev nodes weighted by it sample the uniform measure.
 
@@ -163,7 +174,7 @@ def _compose(outer, inner, n_terms):
 def ntk_taylor(degree, *, depth=1, kind="ntk"):
     """Truncated Maclaurin series of the unit-norm NTK function ``K_L`` (or NNGP).
 
-    Runs the recursion of DESIGN.md 2.1 on power series: ``sigma_h = k1(sigma_{h-1})``,
+    Runs the NTK recursion (:mod:`fastntk.kernels`) on power series: ``sigma_h = k1(sigma_{h-1})``,
     ``theta_h = theta_{h-1} k0(sigma_{h-1}) + sigma_h``, from ``sigma_0 = theta_0 = t``.
     Every series involved has non-negative coefficients, hence so has the result.
 

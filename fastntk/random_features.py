@@ -1,14 +1,14 @@
 """Random features of the fully-connected ReLU NTK (the NTKRF of Zandieh et al., 2021).
 
 Arc-cosine random features (Cho & Saul, 2009) give unbiased estimates of the two
-functions of the NTK recursion (DESIGN.md section 2.1):
+functions of the NTK recursion (defined in :mod:`fastntk.kernels`):
 
     Phi0(z) = sqrt(2/m0) 1[W0^T z > 0]        E <Phi0(x), Phi0(y)> = k0(rho)
     Phi1(z) = sqrt(2/m1) ReLU(W1^T z)         E <Phi1(x), Phi1(y)> = ||x|| ||y|| k1(rho)
 
 with Gaussian ``W0``, ``W1``.  Layer by layer, ``phi_h = Phi1_h(phi_{h-1})`` carries the
 NNGP ``Sigma_h`` and ``psi_h = [phi_h, TensorSRHT(psi_{h-1}, Phi0_h(phi_{h-1}))]`` the NTK
-``Theta_h = Theta_{h-1} SigmaDot_h + Sigma_h`` (DESIGN.md section 4.1), starting from
+``Theta_h = Theta_{h-1} SigmaDot_h + Sigma_h``, starting from
 ``phi_0 = psi_0 = x``.
 """
 import numbers
@@ -19,12 +19,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ._threading import effective_n_threads as _n_threads
 from .leverage import sample_leverage_weights
 from .sketches import CountSketch, TensorSRHT, unpack_codes
+from ._validation import check_memory, fit_method, validate_data
 
 __all__ = ["NTKRandomFeatures"]
 
@@ -49,11 +50,10 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     Maps each row ``x`` to ``psi_L(x)`` of width ``n_components`` with
     ``E <psi_L(x), psi_L(y)> ≈ NTK(x, y)``, the NTK of ``depth`` hidden ReLU layers
-    without biases (:func:`fastntk.kernels.ntk_kernel`, DESIGN.md section 2.1).  The map
+    without biases (:func:`fastntk.kernels.ntk_kernel`).  The map
     is the NTKRF of Zandieh et al. (2021): arc-cosine random features of widths
     ``m0 = m1 = n_arccos`` for the derivative and the activation of every layer, the two
-    combined by a TensorSRHT of width ``ms = n_components - n_arccos``
-    (DESIGN.md section 4.1)::
+    combined by a TensorSRHT of width ``ms = n_components - n_arccos``::
 
         phi_0 = psi_0 = x
         for h = 1..L:  phi_h = Phi1_h(phi_{h-1})
@@ -128,6 +128,14 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     float32 product gives a row different last bits depending on its position in the
     batch.  float32 input yields float32 output.
 
+    Dense and sparse input of the same values give the same features up to rounding, not
+    bit for bit: ``X @ W`` is a BLAS product for dense rows and a sparse product (its
+    terms summed in column order) for CSR rows, and the two sum in different orders.
+    Making them agree would mean densifying sparse rows (losing the O(nnz) cost that is
+    the point of CSR input) or giving up BLAS on dense ones.  The last bits carry
+    through the layers, and a pre-activation within rounding of 0 can fall on either
+    side of the step ``1[z > 0]``, changing that feature by ``sqrt(2 / n_arccos)``.
+
     References
     ----------
     Zandieh, Han, Avron, Shoham, Kim, Shin, "Scaling neural tangent kernels via
@@ -188,6 +196,7 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return max(self.n_components, _AUTO_INPUT_SKETCH)
         return self.input_sketch
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the weights and sketches for the width of ``X``.
 
@@ -201,15 +210,21 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         -------
         self
         """
-        self._validate_params()
         X = self._validate_input(X, reset=True)
         m = self._check_n_arccos()
         ms = self.n_components - m
-        rng = check_random_state(self.random_state)
         width = self._input_sketch_width()
-        self.input_sketch_ = None
         d = self.n_features_in_
-        if width is not None and d > width:
+        sketched = width is not None and d > width
+        # the Gaussian weights of every layer, a block of rows of features
+        d_in = width if sketched else d
+        check_memory(8 * (d_in + (self.depth - 1) * m) * 2 * m
+                     + 8 * _BLOCK_ROWS * (2 * m + self.n_components),
+                     f"NTKRandomFeatures(n_components={self.n_components}, n_arccos={m}, "
+                     f"depth={self.depth}) on {d} features")
+        rng = check_random_state(self.random_state)
+        self.input_sketch_ = None
+        if sketched:
             self.input_sketch_ = CountSketch(
                 width, random_state=rng.randint(_SEED_MAX), n_jobs=self.n_jobs
             ).fit(X[:1])

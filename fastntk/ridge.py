@@ -35,10 +35,11 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from tqdm.auto import tqdm
 
 from ._solvers import Design, RidgeSpec, get_solver
+from ._validation import validate_data
 from ._version import __version__
 
 __all__ = ["NTKRidge", "NTKRidgeClassifier", "DEFAULT_ALPHAS", "DEFAULT_GAMMAS"]

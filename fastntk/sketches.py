@@ -1,4 +1,4 @@
-"""Oblivious sketches whose inner products estimate inner products (DESIGN.md section 3).
+"""Oblivious sketches whose inner products estimate inner products.
 
 Every map is linear (or multilinear, for the tensor sketches), drawn once at ``fit``
 from ``random_state`` and applied row by row, with
@@ -30,9 +30,10 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
+from ._validation import check_array, check_memory, fit_method, validate_data
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
 from ._threading import numba_threads as _numba_threads
@@ -95,29 +96,9 @@ def _sample_coordinates(rng, n_pad, n_components, n_sketches=None):
 
 
 def _validate(estimator, X, *, reset):
-    """Validated float32/float64 input: sorted-index CSR or C-contiguous dense."""
-    X = validate_data(
-        estimator,
-        X,
-        accept_sparse="csr",
-        dtype=_FLOAT_DTYPES,
-        order="C",
-        reset=reset,
-    )
-    return _canonical_csr(X) if sp.issparse(X) else X
-
-
-def _canonical_csr(X):
-    """CSR with sorted indices and one index dtype (what the compiled kernels expect)."""
-    if not X.has_sorted_indices:
-        X = X.sorted_indices()
-    if X.indices.dtype != X.indptr.dtype:
-        index_dtype = np.promote_types(X.indices.dtype, X.indptr.dtype)
-        X = sp.csr_matrix(
-            (X.data, X.indices.astype(index_dtype), X.indptr.astype(index_dtype)),
-            shape=X.shape,
-        )
-    return X
+    """Validated float32/float64 input: canonical CSR or C-contiguous dense."""
+    return validate_data(estimator, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, order="C",
+                         reset=reset)
 
 
 def _size(X):
@@ -240,6 +221,7 @@ class CountSketch(_BaseSketch):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the hash and signs for the width of ``X``.
 
@@ -252,8 +234,10 @@ class CountSketch(_BaseSketch):
         -------
         self
         """
-        self._validate_params()
         _validate(self, X, reset=True)
+        # hash draws and packed codes per feature, a row of output
+        check_memory(21 * self.n_features_in_ + 8 * self.n_components,
+                     f"CountSketch(n_components={self.n_components})")
         rng = check_random_state(self.random_state)
         self.codes_ = _random_codes(rng, self.n_features_in_, 1, self.n_components)
         self._n_features_out = self.n_components
@@ -326,6 +310,7 @@ class SRHT(_BaseSketch):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw signs and sampled coordinates for the width of ``X``.
 
@@ -338,10 +323,13 @@ class SRHT(_BaseSketch):
         -------
         self
         """
-        self._validate_params()
         _validate(self, X, reset=True)
+        n_pad = _next_pow2(max(self.n_features_in_, self.n_components))
+        # the permutation that samples coordinates, a transform buffer, a row of output
+        check_memory(16 * n_pad + 9 * self.n_features_in_ + 12 * self.n_components,
+                     f"SRHT(n_components={self.n_components})")
         rng = check_random_state(self.random_state)
-        self.n_pad_ = _next_pow2(max(self.n_features_in_, self.n_components))
+        self.n_pad_ = n_pad
         self.signs_ = _random_signs(rng, self.n_features_in_)
         self.indices_ = _sample_coordinates(rng, self.n_pad_, self.n_components)
         self._n_features_out = self.n_components
@@ -414,6 +402,7 @@ class TensorSRHT(_BaseSketch):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    @fit_method
     def fit(self, X, Y=None):
         """Draw the two SRHTs for the widths of ``X`` and ``Y``.
 
@@ -427,14 +416,16 @@ class TensorSRHT(_BaseSketch):
         -------
         self
         """
-        self._validate_params()
         X = _validate(self, X, reset=True)
         n_features_y = X.shape[1] if Y is None else self._check_y(Y, None).shape[1]
-        rng = check_random_state(self.random_state)
         m = self.n_components
+        n_pad_x = _next_pow2(max(self.n_features_in_, m))
+        n_pad_y = _next_pow2(max(n_features_y, m))
+        check_memory(16 * (n_pad_x + n_pad_y) + 9 * (self.n_features_in_ + n_features_y)
+                     + 16 * m, f"TensorSRHT(n_components={m})")
+        rng = check_random_state(self.random_state)
         self.n_features_y_ = n_features_y
-        self.n_pad_x_ = _next_pow2(max(self.n_features_in_, m))
-        self.n_pad_y_ = _next_pow2(max(n_features_y, m))
+        self.n_pad_x_, self.n_pad_y_ = n_pad_x, n_pad_y
         self.signs_x_ = _random_signs(rng, self.n_features_in_)
         self.signs_y_ = _random_signs(rng, n_features_y)
         self.indices_x_ = _sample_coordinates(rng, self.n_pad_x_, m)
@@ -452,7 +443,7 @@ class TensorSRHT(_BaseSketch):
                 f"Y has {Y.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_y_} features as input"
             )
-        return _canonical_csr(Y) if sp.issparse(Y) else Y
+        return Y
 
     def transform(self, X, Y=None):
         """Sketch ``X[i] ⊗ Y[i]`` for every row.
@@ -522,7 +513,7 @@ class PolySketch(_BaseSketch):
     grows polynomially, not exponentially, in ``p``.
 
     Every lower degree comes from the same tree: ``Q^j(x)`` is the tree applied to
-    ``x^(⊗j) ⊗ e^(⊗(p-j))`` for a fixed unit vector ``e`` (DESIGN.md section 3), so
+    ``x^(⊗j) ⊗ e^(⊗(p-j))`` for a fixed unit vector ``e``, so
     ``E <Q^j(x), Q^j(y)> = <x, y>^j``.  Feeding the padding vector at the leaves'
     outputs (``e = e_1`` in ``R^m``, the unit-norm leaf image of a unit vector)
     makes every all-padding subtree a constant computed once at ``fit``, and a node over
@@ -600,6 +591,7 @@ class PolySketch(_BaseSketch):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the leaves and the tree for the width of ``X``.
 
@@ -612,15 +604,19 @@ class PolySketch(_BaseSketch):
         -------
         self
         """
-        self._validate_params()
         if not _is_power_of_two(self.degree):
             raise ValueError(f"degree must be a power of two, got {self.degree}")
         X = _validate(self, X, reset=True)
-        rng = check_random_state(self.random_state)
         p, m, d = self.degree, self.n_components, self.n_features_in_
-        self.leaf_ = self.leaf
-        if self.leaf == "auto":
-            self.leaf_ = "countsketch" if sp.issparse(X) else "srht"
+        leaf = self.leaf
+        if leaf == "auto":
+            leaf = "countsketch" if sp.issparse(X) else "srht"
+        # tree signs, coordinates and constants (with their float copies), SRHT leaves'
+        # signs, a row of output
+        check_memory(50 * (p - 1) * m + 8 * (p + 1) * m + (9 * p * d if leaf == "srht" else 0),
+                     f"PolySketch(degree={p}, n_components={m})")
+        rng = check_random_state(self.random_state)
+        self.leaf_ = leaf
         if self.leaf_ == "countsketch":
             self.leaf_keys_ = rng.randint(0, 2**63, size=p, dtype=np.uint64)
         else:
@@ -730,6 +726,7 @@ class TensorSketch(_BaseSketch):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
+    @fit_method
     def fit(self, X, y=None):
         """Draw the ``degree`` CountSketches for the width of ``X``.
 
@@ -742,8 +739,10 @@ class TensorSketch(_BaseSketch):
         -------
         self
         """
-        self._validate_params()
         _validate(self, X, reset=True)
+        # hash draws and packed codes per feature and degree, a row of leaves and spectra
+        check_memory(21 * self.n_features_in_ * self.degree + 16 * self.degree * self.n_components,
+                     f"TensorSketch(degree={self.degree}, n_components={self.n_components})")
         rng = check_random_state(self.random_state)
         self.codes_ = _random_codes(rng, self.n_features_in_, self.degree, self.n_components)
         self._n_features_out = self.n_components

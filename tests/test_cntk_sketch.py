@@ -11,7 +11,7 @@ from fastntk.kernels import cntk_kernel, ntk_kernel
 
 
 # ---------------------------------------------------------------------------
-# brute-force CNTK with pluggable arc-cosine functions (DESIGN.md 2.2)
+# brute-force CNTK with pluggable arc-cosine functions (definition in fastntk.kernels)
 # ---------------------------------------------------------------------------
 def _window(A, out_size, q, offset):
     """W[A] on a (h, w, h, w) pixel-pair array, zeros outside the map."""

@@ -1,4 +1,4 @@
-"""Specification of the exact kernels (DESIGN.md section 2)."""
+"""Specification of the exact kernels (definitions in the fastntk.kernels docstring)."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -200,7 +200,7 @@ def _relu_layer(sigma, n_a, n_b):
 
 
 def _brute_force_cntk(x, y, depth, q, padding, pooling, kind):
-    """Plain-numpy CNTK of one pair of images, straight from DESIGN.md section 2.2.
+    """Plain-numpy CNTK of one pair of images, straight from the definition in fastntk.kernels.
 
     The (x, x) and (y, y) recursions run alongside (x, y) to supply the diagonals N_p.
     """

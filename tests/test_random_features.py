@@ -1,4 +1,4 @@
-"""Tests of fastntk.NTKRandomFeatures (DESIGN.md section 4.1)."""
+"""Tests of fastntk.NTKRandomFeatures, the NTKRF of Zandieh et al. (2021)."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
