@@ -574,8 +574,11 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             # each part into its own C-ordered array (the kernels take no strided views)
             parts = [np.empty((U.shape[0], 0), dtype=U.dtype)]
             if not self.sparse_output_:
+                # a model fitted on dense rows has a dense exact block at least as wide
+                # as the input: a sparse batch is expanded (one batch at a time) for it
+                rows = U.toarray() if sp.issparse(U) else U
                 parts.append(self.exact_.transform(
-                    U, np.empty((U.shape[0], self.n_exact_features_), dtype=U.dtype)))
+                    rows, np.empty((U.shape[0], self.n_exact_features_), dtype=U.dtype)))
             if self._n_sketched:
                 parts.append(self.sketch_.transform(
                     U, np.empty((U.shape[0], self._n_sketched), dtype=U.dtype)))

@@ -36,10 +36,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import validate_data as _sklearn_validate_data
 from tqdm.auto import tqdm
 
 from ._solvers import Design, RidgeSpec, get_solver
-from ._validation import validate_data
+from ._validation import canonical_csr, check_sparse_structure
 from ._version import __version__
 
 __all__ = ["NTKRidge", "NTKRidgeClassifier", "DEFAULT_ALPHAS", "DEFAULT_GAMMAS"]
@@ -94,8 +95,26 @@ def _feature_blocks(feature_map, X):
     return None, _float64(features)
 
 
+def _is_fitted_state(name):
+    """Attributes a fit sets: ``name_`` ones and the learners' private state."""
+    return ((name.endswith("_") and not name.startswith("__"))
+            or name in ("_statistics", "_single_target"))
+
+
 def _block_widths(exact, tail):
     return (0 if exact is None else exact.shape[1]), (0 if tail is None else tail.shape[1])
+
+
+def validate_data(estimator, X, *args, **kwargs):
+    """scikit-learn's ``validate_data`` (X and y), with the sparse structure checked first
+    (the compiled loops index it) and the result in canonical CSR form."""
+    if sp.issparse(X):
+        check_sparse_structure(X)
+    out = _sklearn_validate_data(estimator, X, *args, **kwargs)
+    if isinstance(out, tuple):
+        X, y = out
+        return (canonical_csr(X) if sp.issparse(X) else X), y
+    return canonical_csr(out) if sp.issparse(out) else out
 
 
 class _BaseNTKRidge(BaseEstimator):
@@ -253,10 +272,10 @@ class _BaseNTKRidge(BaseEstimator):
         Fitting a clone and adopting its state only at the end means that a call that
         raises leaves the model as it was.
         """
-        params = set(self.get_params(deep=False))
-        for name in [k for k in self.__dict__ if k not in params]:
+        for name in [k for k in self.__dict__ if _is_fitted_state(k)]:
             del self.__dict__[name]
-        self.__dict__.update({k: v for k, v in fitted.__dict__.items() if k not in params})
+        self.__dict__.update({k: v for k, v in fitted.__dict__.items()
+                              if _is_fitted_state(k)})
         return self
 
     def _set_solution(self, solution, solver):

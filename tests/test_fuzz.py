@@ -404,7 +404,6 @@ def test_a_failed_fit_keeps_the_previous_fit():
 
 
 # ------------------------------------------------------------------ NTKRidge, NTKRidgeClassifier
-RIDGE = "ridge: fixed in the solver rewrite"
 RIDGES = {
     "NTKRidge-sketch": lambda: NTKRidge(NTKSketch(n_components=16, degree=4, random_state=0)),
     "NTKRidge-exact": lambda: NTKRidge("exact"),
@@ -453,10 +452,8 @@ for call in (lambda: model.predict(bad), lambda: NTKRidge("exact").fit(bad, np.o
 
 
 @pytest.mark.parametrize("fmt, corrupt", [
-    pytest.param("csc", "bad.indices[3] = 40",
-                 marks=pytest.mark.xfail(strict=True, reason=RIDGE)),
-    pytest.param("coo", "bad.row[3] = 40",
-                 marks=pytest.mark.xfail(strict=True, reason=RIDGE)),
+    pytest.param("csc", "bad.indices[3] = 40"),
+    pytest.param("coo", "bad.row[3] = 40"),
 ])
 def test_ridge_refuses_malformed_csc_and_coo(fmt, corrupt):
     # in a subprocess: scipy's conversion of a malformed matrix can crash the process
@@ -488,7 +485,6 @@ def test_ridge_predictions_are_finite_over_the_float64_range(name, k, seed):
     assert np.all(np.isfinite(model.predict(_good_data(4, seed) * 10.0**k)))
 
 
-@pytest.mark.xfail(strict=True, reason=RIDGE)
 @pytest.mark.parametrize("name", sorted(RIDGES))
 def test_ridge_rejected_fit_leaves_the_model_unchanged(name):
     model = _fitted_ridge(name)
@@ -498,7 +494,6 @@ def test_ridge_rejected_fit_leaves_the_model_unchanged(name):
     assert pickle.dumps(model) == before
 
 
-@pytest.mark.xfail(strict=True, reason=RIDGE)
 @pytest.mark.parametrize("name", ["NTKRidge-sketch", "NTKRidgeClassifier-sketch"])
 def test_ridge_refused_partial_fit_leaves_the_model_unchanged(name):
     model = _fitted_ridge(name)
@@ -509,13 +504,11 @@ def test_ridge_refused_partial_fit_leaves_the_model_unchanged(name):
     assert pickle.dumps(model) == before
 
 
-@pytest.mark.xfail(strict=True, reason=RIDGE)
 def test_ridge_refuses_a_target_of_none_objects():
     with pytest.raises(ValueError):
         NTKRidge("exact").fit(_good_data(5), np.array([None] * 5, dtype=object))
 
 
-@pytest.mark.xfail(strict=True, reason=RIDGE)
 @pytest.mark.parametrize("params", [{"feature_map": 42},
                                     {"feature_map": "exact", "kernel_params": {"bogus": 1}}],
                          ids=["feature_map=42", "unknown kernel_params"])

@@ -226,7 +226,8 @@ class _NormalEquations:
         """``(Z_c^T S Z_c + alpha I) X`` for ``X`` of shape (d + m, t)."""
         d, stats = self.d, self.stats
         A, B = X[:d], X[d:]
-        top = np.asarray(stats.ete @ A)
+        top = (np.asarray(stats.ete @ A) if stats.sparse_exact      # dense: upper triangle
+               else dsymm(1.0, stats.ete, A, side=0, lower=0))
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
             # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0

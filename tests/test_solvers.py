@@ -1,0 +1,148 @@
+"""Specification of the ridge solvers on exact-plus-tail designs, for every registered solver.
+
+Each solver must give the ridge solution of ``[E | gamma T]`` at the (alpha, gamma) it
+chose; the cg solver's held-out scores must be those of a brute-force fit on the other
+rows; fits must be atomic.
+"""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
+from fastntk._solvers import SOLVERS, get_solver
+from fastntk._solvers import cg as cg_module
+
+get_solver("dual")  # import every family so that SOLVERS is complete
+DESIGNS = ("dense", "sparse")
+
+
+def _data(kind, n=150, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "sparse":
+        X = sp.random(n, 80, density=0.08, format="csr", random_state=seed)
+    else:
+        X = rng.standard_normal((n, 4))
+    dense = X.toarray() if sp.issparse(X) else X
+    y = dense[:, 0] + dense[:, 1] * dense[:, 2] + 0.05 * rng.standard_normal(n)
+    return X, y
+
+
+def _sketch():
+    return NTKSketch(depth=2, n_components=48, random_state=0)
+
+
+def _brute_force(model, X, y, rows=None):
+    """Coefficients and intercept of the ridge on ``[E | gamma T]`` at the model's choice."""
+    fm = model.feature_map_
+    F = fm.transform(X)
+    F = F.toarray() if sp.issparse(F) else F
+    rows = np.arange(X.shape[0]) if rows is None else rows
+    Z = F[rows].copy()
+    Z[:, fm.n_exact_features_:] *= model.gamma_
+    mean_z, mean_y = Z.mean(0), y[rows].mean()
+    Zc = Z - mean_z
+    w = np.linalg.solve(Zc.T @ Zc + model.alpha_ * np.eye(Z.shape[1]), Zc.T @ (y[rows] - mean_y))
+    coef = w.copy()
+    coef[fm.n_exact_features_:] *= model.gamma_
+    return coef, mean_y - mean_z @ w, F
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design):
+    X, y = _data(design)
+    model = NTKRidge(_sketch(), solver=solver, alphas=(0.01, 0.1, 1.0),
+                     gammas=(0.0, 0.5, 1.0))
+    if solver == "primal" and design == "sparse":
+        with pytest.raises(ValueError, match="dense features"):
+            model.fit(X, y)
+        return
+    model.fit(X, y)
+    assert model.solver_ == solver
+    assert model.cv_values_.shape == (3, 3)
+    coef, intercept, F = _brute_force(model, X, y)
+    # predictions, not coefficients: the dense exact block has exact null directions
+    # (sum_i u_i^2 = 1 ties the squares to the constant), along which an iterative
+    # solver may stop anywhere without changing any prediction
+    tol = 1e-4 if solver == "cg" else 1e-6
+    np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=tol, atol=tol)
+
+
+def test_cg_scores_are_brute_force_fits_on_the_other_rows():
+    X, y = _data("sparse", n=60)
+    model = NTKRidge(_sketch(), solver="cg", alphas=(0.3,), gammas=(0.5,)).fit(X, y)
+    held = np.arange(4, 60, 5)                      # every fifth row of the stream
+    train = np.setdiff1d(np.arange(60), held)
+    coef, intercept, F = _brute_force(model, X, y, rows=train)
+    expected = np.mean((y[held] - F[held] @ coef - intercept) ** 2)
+    # path solves stop at a relative residual of 1e-3
+    np.testing.assert_allclose(model.cv_values_[0, 0], expected, rtol=5e-3)
+
+
+@pytest.mark.parametrize("solver", ["dual", "cg"])
+def test_gamma_zero_is_a_linear_ridge_on_the_exact_block(solver):
+    X, y = _data("sparse")
+    model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(0.0,)).fit(X, y)
+    head = model.feature_map_.n_exact_features_
+    np.testing.assert_array_equal(model.coef_[head:], 0.0)
+    a = model.feature_map_.coef_["ntk"]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(1))).ravel()
+    E = np.hstack([np.sqrt(a[0]) * norms[:, None], np.sqrt(a[1]) * X.toarray()])
+    Ec = E - E.mean(0)
+    w = np.linalg.solve(Ec.T @ Ec + 0.1 * np.eye(E.shape[1]), Ec.T @ (y - y.mean()))
+    np.testing.assert_allclose(model.coef_[:head], w, rtol=1e-4, atol=1e-6)
+
+
+def test_alpha_grid_widens_when_the_best_is_at_an_edge():
+    X, y = _data("dense", n=400)
+    model = NTKRidge(_sketch(), alphas=(10.0, 100.0, 1000.0)).fit(X, y)
+    assert model.alpha_ < 10.0 and model.alphas_[0] < 10.0
+    assert 0 < np.flatnonzero(model.alphas_ == model.alpha_)[0] < len(model.alphas_) - 1
+
+
+@pytest.mark.parametrize("pieces", [[200], [70, 130], [5, 95, 100]])
+def test_cg_partial_fit_in_pieces_equals_fit(pieces):
+    X, y = _data("sparse", n=200)
+    fitted = NTKRidge(_sketch(), solver="cg").fit(X, y)
+    model = NTKRidge(_sketch(), batch_size=32)
+    start = 0
+    for size in pieces:
+        model.partial_fit(X[start:start + size], y[start:start + size])
+        start += size
+    assert model.solver_ == "cg"
+    assert (model.alpha_, model.gamma_) == (fitted.alpha_, fitted.gamma_)
+    np.testing.assert_allclose(model.predict(X), fitted.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_an_exact_block_too_wide_for_cg_names_the_limit(monkeypatch):
+    X, y = _data("sparse")
+    monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
+    with pytest.raises(ValueError, match="HashingVectorizer"):
+        NTKRidge(_sketch(), solver="cg").fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [NTKRidge, NTKRidgeClassifier])
+def test_a_fit_that_raises_leaves_the_model_as_it_was(cls):
+    X, y = _data("dense")
+    y = y > 0 if cls is NTKRidgeClassifier else y
+    model = cls(_sketch(), alphas=(1.0,)).fit(X, y)
+    before = model.predict(X)
+    with pytest.raises(ValueError):
+        model.set_params(gammas=(-1.0,)).fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), before)
+    with pytest.raises(ValueError):
+        model.set_params(gammas=(1.0,)).fit(X, y[:-1])
+    np.testing.assert_array_equal(model.predict(X), before)
+
+
+def test_default_feature_map_is_seeded_by_random_state():
+    X, y = _data("sparse")
+    a = NTKRidge(random_state=3).fit(X, y).predict(X)
+    b = NTKRidge(random_state=3).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_target_of_none_objects_is_rejected():
+    X, _ = _data("dense", n=20)
+    with pytest.raises(ValueError):
+        NTKRidge(_sketch()).fit(X, np.array([None] * 20, dtype=object))
