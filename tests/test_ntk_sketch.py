@@ -162,7 +162,9 @@ def test_huge_sparse_width_costs_no_memory_per_feature(method):
                       shape=(20, n_features))
     est = NTKSketch(n_components=512, depth=2, method=method, random_state=0).fit(X)
     F = est.transform(X)
-    assert F.shape == (20, 512) and np.all(np.isfinite(F))
+    width = 512 + (1 + n_features if est.sparse_output_ else 0)   # + the sparse exact block
+    data = F.data if sp.issparse(F) else F
+    assert F.shape == (20, width) and np.all(np.isfinite(data))
     sketches = [est.sketch_] if method == "polyfit" else [est.theta0_, *est.layers_[0][:2]]
     state = sum(a.nbytes for s in sketches for a in vars(s).values()
                 if isinstance(a, np.ndarray))
@@ -200,3 +202,73 @@ def test_validation(data):
                           for m in METHODS])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# -- exact where cheap --------------------------------------------------------------------
+def test_monomial_features_are_exact_for_every_degree():
+    from fastntk._exact_features import MonomialFeatures
+
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((7, 4))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    for degrees in [(0,), (1,), (2,), (3,), (0, 1, 2, 3), (1, 3)]:
+        coef = np.arange(1.0, 5.0)
+        block = MonomialFeatures(4, degrees, coef)
+        F = block.transform(U, np.empty((7, block.n_components)))
+        expected = sum(coef[j] * (U @ U.T) ** j for j in degrees)
+        np.testing.assert_allclose(F @ F.T, expected, rtol=1e-12, atol=1e-13)
+
+
+def test_auto_represents_the_cheap_degrees_exactly():
+    X = np.random.default_rng(0).standard_normal((5, 9))
+    sketch = NTKSketch(depth=2, n_components=4096, random_state=0).fit(X)
+    # d = 9: degree j has C(8 + j, j) monomials; at least degrees 0..3 (220 columns) fit
+    assert sketch.exact_degrees_[:4] == (0, 1, 2, 3)
+    assert sketch.transform(X).shape == (5, 4096)
+    assert sketch.widths_["ntk"][list(sketch.exact_degrees_)].sum() == 0
+
+
+def test_sparse_input_gets_its_own_row_as_the_exact_degree_one():
+    X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
+    sketch = NTKSketch(depth=2, n_components=64, random_state=0).fit(X)
+    F = sketch.transform(X)
+    assert sp.issparse(F) and F.shape == (6, 1 + 50 + 64)
+    a = sketch.coef_["ntk"]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(1))).ravel()
+    np.testing.assert_allclose(F[:, 0].toarray().ravel(), np.sqrt(a[0]) * norms)
+    np.testing.assert_allclose(F[:, 1:51].toarray(), np.sqrt(a[1]) * X.toarray())
+    exact, tail = sketch.transform_blocks(X)
+    assert exact.nnz == X.nnz + 6 and tail.shape == (6, 64)
+    # the same rows given dense give the same features
+    np.testing.assert_array_equal(sketch.transform(X.toarray()).toarray(), F.toarray())
+
+
+def test_exact_degrees_zero_sketches_everything_but_the_constant():
+    X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
+    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=0, random_state=0).fit(X)
+    assert sketch.exact_degrees_ == (0,) and sketch.transform(X).shape == (6, 1 + 64)
+
+
+def test_impossible_exact_degrees_are_clear_errors():
+    X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="exact_degrees <= 1"):
+        NTKSketch(exact_degrees=2).fit(X)
+    with pytest.raises(ValueError, match="more than n_components"):
+        NTKSketch(n_components=16, exact_degrees=2).fit(np.ones((3, 9)))
+    with pytest.raises(ValueError, match="layerwise"):
+        NTKSketch(method="layerwise", exact_degrees=1).fit(np.ones((3, 9)))
+
+
+def test_exact_block_removes_the_low_degrees_variance():
+    # over seeds, the kernel of a sparse input varies only through the sketched tail
+    X = sp.random(4, 200, density=0.05, format="csr", random_state=1)
+    grams = []
+    for seed in range(10):
+        F = NTKSketch(depth=1, n_components=32, random_state=seed).fit(X).transform(X)
+        exact, _ = NTKSketch(depth=1, n_components=32, random_state=seed).fit(X) \
+            .transform_blocks(X)
+        grams.append(((F @ F.T) - (exact @ exact.T)).toarray())
+        if seed:
+            np.testing.assert_array_equal(exact.toarray(), first)   # no randomness at all
+        first = exact.toarray()
+    assert np.std(grams, axis=0).max() > 0                        # the tail is random
