@@ -10,7 +10,8 @@ For every data set it prints the test metric, the fit time (wall and CPU of this
 process), and the peak RSS of the process, for ``fastntk`` (NTKSketch depth 2,
 ``exact_degrees="auto"``, 4,096 sketched columns on text, 8,192 on MNIST, with
 NTKRidge/NTKRidgeClassifier's automatic solver) and ``sklearn`` (RidgeClassifierCV /
-RidgeCV on the raw features, 17 half decades 1e-4 .. 1e4).
+RidgeCV on the raw features, 17 half decades 1e-4 .. 1e4); ``fastntk-e0`` is fastntk
+with ``exact_degrees=0`` (only the constant exact).
 """
 import argparse
 import multiprocessing
@@ -43,9 +44,11 @@ def make(method, task, width):
 
     from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
 
-    if method == "fastntk":
+    if method in ("fastntk", "fastntk-e0"):
         cls = NTKRidgeClassifier if task == "classification" else NTKRidge
-        return cls(NTKSketch(depth=2, n_components=width, random_state=0))
+        exact = "auto" if method == "fastntk" else 0
+        return cls(NTKSketch(depth=2, n_components=width, exact_degrees=exact,
+                             random_state=0))
     if method == "sklearn":
         return (RidgeClassifierCV if task == "classification" else RidgeCV)(alphas=ALPHAS)
     raise ValueError(f"unknown method {method!r}")
@@ -62,7 +65,7 @@ def run_one(args):
     metric = (np.mean(pred == y_test) if task == "classification"
               else np.sqrt(np.mean((pred - y_test) ** 2)))
     extra = ""
-    if method == "fastntk":
+    if method.startswith("fastntk"):
         extra = (f" solver={model.solver_} alpha={model.alpha_:.3g} "
                  f"gamma={model.gamma_:g} exact degrees={model.feature_map_.exact_degrees_}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
