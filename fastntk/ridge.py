@@ -24,8 +24,8 @@ How the problem is solved (``solver``)
   fifth row, at most 10,000) and refitted on all rows; memory independent of ``n``, for
   wide sparse exact blocks at any ``n``.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
-  6,000``, the primal for dense designs with ``p < n <= ...`` and ``p <= 16,384``, and cg
-  for everything else.
+  6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, and cg for
+  everything else (``p`` the total feature width).
 Each family lives in its own module of :mod:`fastntk._solvers`, behind one signature.
 """
 import numbers

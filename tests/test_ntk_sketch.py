@@ -264,9 +264,9 @@ def test_exact_block_removes_the_low_degrees_variance():
     X = sp.random(4, 200, density=0.05, format="csr", random_state=1)
     grams = []
     for seed in range(10):
-        F = NTKSketch(depth=1, n_components=32, random_state=seed).fit(X).transform(X)
-        exact, _ = NTKSketch(depth=1, n_components=32, random_state=seed).fit(X) \
-            .transform_blocks(X)
+        sketch = NTKSketch(depth=1, n_components=32, random_state=seed).fit(X)
+        F = sketch.transform(X)
+        exact, _ = sketch.transform_blocks(X)
         grams.append(((F @ F.T) - (exact @ exact.T)).toarray())
         if seed:
             np.testing.assert_array_equal(exact.toarray(), first)   # no randomness at all

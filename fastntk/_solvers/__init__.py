@@ -34,7 +34,7 @@ SOLVERS = {}
 
 
 def register(name):
-    """Class decorator-like registration of a solver function under ``name``."""
+    """Decorator registering a solver function under ``name``."""
     def decorate(function):
         SOLVERS[name] = function
         return function
@@ -121,6 +121,7 @@ class Batch:
     start: int
 
 
+@dataclass
 class Design:
     """The training rows as the two feature blocks a solver needs, batch by batch.
 
@@ -146,19 +147,17 @@ class Design:
         ``progress(n_rows)`` is called after every batch.
     """
 
-    def __init__(self, blocks, X, Y, sample_weight, batch_size, n_exact, n_tail,
-                 sparse_exact, kernel=None, row_offset=0, progress=None):
-        self.blocks = blocks
-        self.X = X
-        self.Y = Y
-        self.sample_weight = sample_weight
-        self.batch_size = batch_size
-        self.n_exact = n_exact
-        self.n_tail = n_tail
-        self.sparse_exact = sparse_exact
-        self.kernel = kernel
-        self.row_offset = row_offset
-        self.progress = progress
+    blocks: object
+    X: object
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    batch_size: int
+    n_exact: int
+    n_tail: int
+    sparse_exact: bool
+    kernel: object = None
+    row_offset: int = 0
+    progress: object = None
 
     @property
     def n_samples(self):
@@ -209,15 +208,14 @@ def widen_alphas(score, alphas, scores):
     """
     alphas = np.asarray(alphas, dtype=float)
     scores = np.asarray(scores, dtype=float)
-    for _ in range(_WIDEN_LIMIT + 1):
+    for widened in range(_WIDEN_LIMIT + 1):
         best = _best_index(scores, alphas)
-        finite = np.flatnonzero(np.isfinite(scores))
-        if finite.size == 0 or len(alphas) < 2:
+        if not np.isfinite(scores).any() or len(alphas) < 2:
             return alphas, scores, best
-        at_low, at_high = best == finite[0] and best == 0, best == len(alphas) - 1
+        at_low, at_high = best == 0, best == len(alphas) - 1
         if not (at_low or at_high):
             return alphas, scores, best
-        if _ == _WIDEN_LIMIT:
+        if widened == _WIDEN_LIMIT:
             break
         ratio = np.sqrt(10.0)
         if at_low:
