@@ -25,8 +25,6 @@ For ``predict``, a CSV/NPY/NPZ file may carry the label column or not: its width
 printed.
 """
 import argparse
-import bz2
-import gzip
 import io
 import itertools
 import os
@@ -39,11 +37,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._version import __version__
+from .streaming import describe_svmlight_error
+from .streaming import file_kind as _kind
+from .streaming import open_file as _open
+from .streaming import split_label as _split_label
 
 _MODELS = ("ntk-sketch", "ntk-rf", "cntk-sketch", "exact")
 _SVMLIGHT_TOKEN_ERRORS = (ValueError, IndexError, OverflowError)
-# Largest feature index the svmlight reader holds (its indices are 32-bit).
-_SVMLIGHT_MAX_INDEX = 2**31 - 2
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -54,16 +54,6 @@ class CommandError(Exception):
 # --------------------------------------------------------------------------------------
 # Reading data
 # --------------------------------------------------------------------------------------
-def _kind(path):
-    name = path.name.lower()
-    for suffix in (".gz", ".bz2"):
-        name = name.removesuffix(suffix)
-    for kind in ("csv", "npy", "npz"):
-        if name.endswith("." + kind):
-            return kind
-    return "svmlight"
-
-
 def _check_input_file(path, what="data file"):
     if path.is_dir():
         raise CommandError(f"{path} is a directory, not a {what}")
@@ -104,12 +94,6 @@ def read_data(path, n_features=None, zero_based=None):
     return X, y, zero_based
 
 
-def _open(path, mode="rb", **kwargs):
-    """``path`` opened through its compression (``.gz``, ``.bz2``) if any."""
-    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
-    return opener(path, mode, **kwargs)
-
-
 def _svmlight_source(path):
     """What ``load_svmlight_file`` reads: the path, or the contents after a UTF-8 BOM."""
     with _open(path) as f:
@@ -144,24 +128,8 @@ def _read_svmlight(path, n_features, zero_based):
 
 def _describe_svmlight_error(path, exc):
     """Name the first line that does not parse as ``label index:value ...``."""
-    with _open(path, "rt", encoding="utf-8-sig", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            tokens = line.split("#", 1)[0].split()
-            if not tokens:
-                continue
-            try:
-                [float(label) for label in tokens[0].split(",")]
-                for token in tokens[1:]:
-                    index, value = token.split(":")
-                    if index != "qid" and not 0 <= int(index) <= _SVMLIGHT_MAX_INDEX:
-                        return (f"{path}, line {number}: feature index {index} is outside "
-                                f"0 .. {_SVMLIGHT_MAX_INDEX}")
-                    float(value)
-            except _SVMLIGHT_TOKEN_ERRORS:
-                shown = line.strip()
-                shown = shown if len(shown) <= 60 else shown[:57] + "..."
-                return f"{path}, line {number}: malformed svmlight line: {shown!r}"
-    return f"{path}: malformed svmlight file ({exc})"
+    with _open(path) as f:
+        return describe_svmlight_error(f, path) or f"{path}: malformed svmlight file ({exc})"
 
 
 def _read_csv(path):
@@ -246,19 +214,6 @@ def _check_width(path, X, n_features):
         raise CommandError(f"{path}: wrong width: {X.shape[1]} features, the model expects "
                            f"{n_features}")
     return X
-
-
-def _split_label(path, table, n_features):
-    """Label = first column, unless the width shows there is none (predict time)."""
-    if n_features is not None and table.shape[1] == n_features:
-        return table, None
-    if n_features is not None and table.shape[1] != n_features + 1:
-        raise CommandError(f"{path}: wrong width: {table.shape[1]} columns, the model expects "
-                           f"{n_features} features (plus an optional label in the first column)")
-    if table.shape[1] < 2:
-        raise CommandError(f"{path}: needs a label column and at least one feature column")
-    y = table[:, 0].toarray().ravel() if sp.issparse(table) else table[:, 0]
-    return table[:, 1:], np.asarray(y, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn.utils.validation import validate_data as _sklearn_validate_data
 from tqdm.auto import tqdm
 
-from ._solvers import Design, RidgeSpec, get_solver
+from ._solvers import STREAMING, Design, RidgeSpec, get_solver, get_streaming
 from ._validation import canonical_csr, check_sparse_structure
 from ._version import __version__
 
@@ -93,6 +93,19 @@ def _feature_blocks(feature_map, X):
     if sp.issparse(features):
         return _float64(features), None
     return None, _float64(features)
+
+
+def _is_dask(data):
+    """Whether ``data`` is a Dask collection (told without importing Dask)."""
+    return hasattr(data, "__dask_graph__")
+
+
+def _unpack_chunk(chunk):
+    """``(X, y, sample_weight)`` of one chunk given as ``(X, y)`` or ``(X, y, w)``."""
+    if not isinstance(chunk, (tuple, list)) or len(chunk) not in (2, 3):
+        raise ValueError(f"every chunk must be a tuple (X, y) or (X, y, sample_weight), "
+                         f"got {type(chunk).__name__}")
+    return tuple(chunk) if len(chunk) == 3 else (*chunk, None)
 
 
 def _is_fitted_state(name):
@@ -195,14 +208,15 @@ class _BaseNTKRidge(BaseEstimator):
         return clone(template).fit(X)
 
     def _design(self, feature_map, X, Y, sample_weight, bar, row_offset=0):
+        progress = None if bar is None else bar.update
         if feature_map is None:                          # exact kernel ridge
             return Design(None, X, Y, sample_weight, self.batch_size, 0, 0, False,
-                          kernel=lambda: self._kernel(X), progress=bar.update)
+                          kernel=lambda: self._kernel(X), progress=progress)
         exact, tail = _feature_blocks(feature_map, X[:1])
         n_exact, n_tail = _block_widths(exact, tail)
         return Design(lambda rows: _feature_blocks(feature_map, rows), X, Y,
                       sample_weight, self.batch_size, n_exact, n_tail, sp.issparse(exact),
-                      row_offset=row_offset, progress=bar.update)
+                      row_offset=row_offset, progress=progress)
 
     def _choose_solver(self, design, streaming):
         if self.solver != "auto":
@@ -264,6 +278,56 @@ class _BaseNTKRidge(BaseEstimator):
         self._set_solution(solution, solver)
         self._statistics = solution.state
         self.n_samples_seen_ = seen + X.shape[0]
+        return self
+
+    def _stream_plan(self, alphas, gammas, feature_map, X, Y, sample_weight):
+        """``(solver name, solver module, spec, design)`` of a fit from pieces of rows.
+
+        Decided on the first piece (``X``, ``Y``, ``sample_weight``): fitting from chunks
+        or a Dask array reduces every piece to the statistics of a streaming solver.
+        """
+        if not _is_streaming(self):
+            raise ValueError(f"feature_map={self.feature_map!r} (exact kernel ridge) needs "
+                             f"all the rows at once (an n x n kernel); fitting from chunks "
+                             f"or a Dask array takes a feature map")
+        if self.solver not in ("auto", *STREAMING):
+            get_streaming(self.solver)                   # raises, naming the way out
+        design = self._design(feature_map, X, Y, sample_weight, None)
+        solver = self._choose_solver(design, streaming=True)
+        module = get_streaming(solver)
+        spec = self._spec(alphas, gammas, design)
+        module.check(design, spec)
+        return solver, module, spec, design
+
+    def _fit_stream_targets(self, chunks):
+        """Fit from an iterable of validated ``(X, Y, sample_weight)`` pieces, one pass.
+
+        The feature map is fitted on the first piece (fastntk's maps read only its width,
+        sparsity and dtype, so this is the map :meth:`fit` would draw); the pieces are
+        accumulated one after the other into the streaming solver's statistics, each at
+        its global row offset, and solved once at the end.  Only one piece is held at a
+        time.
+        """
+        alphas, gammas = self._check_params()
+        feature_map = stats = None
+        seen = 0
+        with self._progress(None, "features + statistics") as bar:
+            for X, Y, sample_weight in chunks:
+                if feature_map is None:
+                    feature_map = self._new_feature_map(X)
+                    solver, module, spec, first = self._stream_plan(
+                        alphas, gammas, feature_map, X, Y, sample_weight)
+                design = self._design(feature_map, X, Y, sample_weight, bar,
+                                      row_offset=seen)
+                stats = module.accumulate(design, spec, stats)
+                seen += X.shape[0]
+        if feature_map is None:
+            raise ValueError("no rows to fit: the chunks were empty")
+        solution = module.solve_statistics(stats, spec, first.n_exact)
+        solution.state = None                            # as fit: statistics are freed
+        self.feature_map_ = feature_map
+        self._set_solution(solution, solver)
+        self.n_samples_seen_ = seen
         return self
 
     def _adopt(self, fitted):
@@ -489,13 +553,75 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         Returns
         -------
         self : NTKRidge
+
+        Notes
+        -----
+        With ``X`` a ``dask.array`` (row chunks of dense arrays or of scipy.sparse CSR
+        matrices) and ``y`` (and ``sample_weight``) Dask or NumPy arrays, every chunk is
+        reduced to the statistics of a streaming solver on the Dask workers (the current
+        ``dask.distributed`` client, else Dask's default scheduler), the statistics are
+        added up by a tree reduction and solved here: the same model as this fit on the
+        whole array in memory with the same solver, up to rounding, whatever the
+        chunking (see :meth:`fit_stream` for the solver and the feature map).
         """
+        if _is_dask(X) or _is_dask(y) or _is_dask(sample_weight):
+            from ._dask import fit as fit_dask
+            return fit_dask(self, X, y, sample_weight)
         fitted = clone(self)
         X, y = fitted._validate_X(X, reset=True, y=y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         fitted._fit_targets(X, _targets_2d(y), sample_weight)
         fitted._set_output_shape(y)
+        return self._adopt(fitted)
+
+    @available_if(_is_streaming)
+    def fit_stream(self, chunks):
+        """Fit from chunks of rows, in one pass, holding one chunk at a time.
+
+        For data larger than memory: the chunks (e.g. from
+        :func:`fastntk.streaming.read_chunks`) are reduced one after the other to the
+        statistics of a streaming solver, whose size does not depend on the number of
+        rows, and solved once at the end.  The result is the model :meth:`fit` gives on
+        the concatenated chunks with the same solver, up to rounding.
+
+        The solver is "primal" or "cg" ("auto": "primal" for dense features of width up
+        to 16,384, else "cg"); "dual" needs all rows at once and raises ValueError.  The
+        feature map is fitted on the first chunk: fastntk's maps read only its width,
+        sparsity and dtype (as does sklearn's RBFSampler), so they are the maps
+        :meth:`fit` draws; a map whose fit learns from the data sees the first chunk only.
+        Like :meth:`fit`, the statistics are freed after the solve.
+
+        Parameters
+        ----------
+        chunks : iterable of tuples ``(X, y)`` or ``(X, y, sample_weight)``
+            Consecutive pieces of the training rows (every ``X`` of the same width, every
+            ``y`` of the same number of targets).
+
+        Returns
+        -------
+        self : NTKRidge
+        """
+        fitted = clone(self)
+        first = []
+
+        def pieces():
+            for chunk in chunks:
+                X, y, sample_weight = _unpack_chunk(chunk)
+                X, y = fitted._validate_X(X, reset=not first, y=y)
+                Y = _targets_2d(y)
+                if not first:
+                    first.append((np.ndim(y), Y.shape[1]))
+                elif (np.ndim(y), Y.shape[1]) != first[0]:
+                    raise ValueError(f"every chunk's y must have the shape of the first "
+                                     f"one's rows: {Y.shape[1]} targets (ndim "
+                                     f"{np.ndim(y)}) after {first[0][1]} (ndim "
+                                     f"{first[0][0]})")
+                yield X, Y, _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+
+        fitted._fit_stream_targets(pieces())
+        fitted._set_output_shape(np.empty((0,) * first[0][0]))
         return self._adopt(fitted)
 
     @available_if(_is_streaming)
@@ -555,7 +681,11 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_targets), float64
+            A lazy dask array (computed chunk by chunk) when ``X`` is a dask array.
         """
+        if _is_dask(X):
+            from ._dask import predict as predict_dask
+            return predict_dask(self, X, "predict")
         out = self._decision(X)
         return out[:, 0] if self._single_target else out
 
@@ -603,7 +733,15 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
         Returns
         -------
         self : NTKRidgeClassifier
+
+        Notes
+        -----
+        ``X`` may be a ``dask.array`` and ``y`` a Dask array, as in :meth:`NTKRidge.fit`
+        (the classes are found by one pass over ``y`` first).
         """
+        if _is_dask(X) or _is_dask(y) or _is_dask(sample_weight):
+            from ._dask import fit as fit_dask
+            return fit_dask(self, X, y, sample_weight)
         fitted = clone(self)
         X, y = validate_data(fitted, X, y, accept_sparse="csr",
                              dtype=(np.float64, np.float32), allow_nd=True)
@@ -639,7 +777,6 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
         X, y = validate_data(candidate, X, y, accept_sparse="csr",
                              dtype=(np.float64, np.float32), allow_nd=True,
                              reset=first_call)
-        check_classification_targets(y)
         if first_call:
             if classes is None:
                 raise ValueError("classes must be given on the first call to partial_fit")
@@ -647,13 +784,56 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
             candidate._check_two_classes()
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError("classes differ from those of the first call to partial_fit")
-        unknown = np.setdiff1d(y, candidate.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains classes not in `classes`: {unknown[:5]}")
+        Y = candidate._encode(y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        candidate._partial_fit_targets(X, candidate._one_hot(y), sample_weight)
+        candidate._partial_fit_targets(X, Y, sample_weight)
         return self._adopt(candidate) if first_call else self
+
+    @available_if(_is_streaming)
+    def fit_stream(self, chunks, classes):
+        """Fit from chunks of rows, in one pass, holding one chunk at a time.
+
+        As :meth:`NTKRidge.fit_stream`: the same model as :meth:`fit` on the concatenated
+        chunks with the same streaming solver, up to rounding.
+
+        Parameters
+        ----------
+        chunks : iterable of tuples ``(X, y)`` or ``(X, y, sample_weight)``
+        classes : array-like of shape (n_classes,)
+            All the classes (every chunk's labels must be among them): the one-hot
+            targets are fixed before the first chunk is read.
+
+        Returns
+        -------
+        self : NTKRidgeClassifier
+        """
+        fitted = clone(self)
+        fitted.classes_ = np.unique(np.asarray(classes))
+        fitted._check_two_classes()
+        first = []
+
+        def pieces():
+            for chunk in chunks:
+                X, y, sample_weight = _unpack_chunk(chunk)
+                X, y = validate_data(fitted, X, y, accept_sparse="csr",
+                                     dtype=(np.float64, np.float32), allow_nd=True,
+                                     reset=not first)
+                first.append(True)
+                yield (X, fitted._encode(y),
+                       _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                            ensure_non_negative=True))
+
+        fitted._fit_stream_targets(pieces())
+        return self._adopt(fitted)
+
+    def _encode(self, y):
+        """One-hot targets of labels that must all be in ``classes_``."""
+        check_classification_targets(y)
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains classes not in `classes`: {unknown[:5]}")
+        return self._one_hot(y)
 
     def _check_two_classes(self):
         if self.classes_.shape[0] < 2:
@@ -667,8 +847,12 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
         """Regression scores: (n_samples, n_classes), or (n_samples,) for two classes.
 
         For two classes the score is that of the second class minus that of the first, so
-        that it is positive where ``classes_[1]`` is predicted.
+        that it is positive where ``classes_[1]`` is predicted.  A lazy dask array when
+        ``X`` is a dask array.
         """
+        if _is_dask(X):
+            from ._dask import predict as predict_dask
+            return predict_dask(self, X, "decision_function")
         scores = self._decision(X)
         if scores.shape[1] == 2:
             return scores[:, 1] - scores[:, 0]
@@ -684,6 +868,10 @@ class NTKRidgeClassifier(ClassifierMixin, _BaseNTKRidge):
         Returns
         -------
         y : ndarray of shape (n_samples,)
+            A lazy dask array when ``X`` is a dask array.
         """
+        if _is_dask(X):
+            from ._dask import predict as predict_dask
+            return predict_dask(self, X, "predict")
         scores = self._decision(X)
         return self.classes_[np.argmax(scores, axis=1)]

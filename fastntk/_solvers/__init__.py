@@ -27,10 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RidgeSpec", "RidgeSolution", "Design", "Batch", "SOLVERS", "register",
-           "get_solver", "widen_alphas"]
+__all__ = ["RidgeSpec", "RidgeSolution", "Design", "Batch", "SOLVERS", "STREAMING",
+           "register", "get_solver", "get_streaming", "widen_alphas"]
 
 SOLVERS = {}
+#: Solvers that reduce the rows to statistics (sums over rows, with ``merge``), so that a
+#: fit can run in pieces, out of core or distributed: see :func:`get_streaming`.
+STREAMING = ("primal", "cg")
 
 
 def register(name):
@@ -49,6 +52,23 @@ def get_solver(name):
     except KeyError:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)} or 'auto', got "
                          f"{name!r}") from None
+
+
+def get_streaming(name):
+    """The module of the streaming solver ``name`` ("primal" or "cg").
+
+    It offers ``check(design, spec)`` (ValueError if the solver cannot fit the design),
+    ``accumulate(design, spec, state=None) -> statistics`` (``state`` continued with the
+    design's rows; the statistics have ``merge(other)``, which adds the statistics of
+    other rows) and ``solve_statistics(statistics, spec, n_exact) -> RidgeSolution``.
+    ``solve`` is ``check``, ``accumulate`` and ``solve_statistics`` in a row.
+    """
+    if name not in STREAMING:
+        raise ValueError(f"solver={name!r} needs all the rows in memory at once; fitting "
+                         f"from chunks or a Dask array takes one of {list(STREAMING)} (or "
+                         f"'auto')")
+    from . import cg, primal
+    return {"primal": primal, "cg": cg}[name]
 
 
 @dataclass(frozen=True)

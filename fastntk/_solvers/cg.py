@@ -26,12 +26,13 @@ squared non-zeros per row), two ``m x m`` arrays, the held-out rows, and a batch
 """
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.blas import dsymm, dsyr
+from scipy.linalg.blas import dsymm, dsyr, dsyr2
 
 from . import RidgeSolution, register, widen_alphas
 from ._linalg import add_gram, eigh_psd
 
-__all__ = ["solve", "BlockStatistics", "MAX_CROSS_BYTES"]
+__all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics",
+           "MAX_CROSS_BYTES"]
 
 #: Largest cross-product block ``E^T T`` (bytes) the solver accumulates.
 MAX_CROSS_BYTES = 2 * 2**30
@@ -46,6 +47,8 @@ _MAX_ITER = 1000
 _PATIENCE = 3
 #: Sparse batch products merged into the running E^T S E every this many batches.
 _MERGE_EVERY = 16
+#: Rows of the cross block corrected at a time when statistics are merged.
+_MERGE_ROWS = 4096
 
 
 def check_cross_size(n_exact, n_tail):
@@ -97,8 +100,10 @@ class BlockStatistics:
         """Add one :class:`Batch`: its held-out rows kept, the others summed."""
         n_rows = batch.Y.shape[0]
         index = batch.start + np.arange(n_rows)
-        held = index % _HOLDOUT_EVERY == _HOLDOUT_EVERY - 1
-        held &= np.cumsum(held) + self.n_held <= _HOLDOUT_MAX
+        # a function of the global row index alone, so that partitions of a distributed
+        # fit (each given its row offset) hold out the rows one sequential pass would
+        held = ((index % _HOLDOUT_EVERY == _HOLDOUT_EVERY - 1)
+                & (index < _HOLDOUT_EVERY * _HOLDOUT_MAX))
         if held.any():
             rows = np.flatnonzero(held)
             self.held.append(tuple(_take(part, rows) for part in
@@ -136,6 +141,47 @@ class BlockStatistics:
             self.cross += Ew.T @ (T * sqrt_w[:, None])
             self.ete = add_gram(self.ete, Ew)
         self.gram_t = add_gram(self.gram_t, T * sqrt_w[:, None])
+
+    def merge(self, other):
+        """Add the statistics of other rows, in place (``other`` is left unchanged).
+
+        ``other``'s sums are moved to this object's shift first (``t - a = (t - b) + (b -
+        a)``, rank-one corrections), and its held-out rows are appended: merging the
+        statistics of consecutive row ranges in order equals one pass over all of them,
+        up to rounding.  A partition of a distributed fit gives one object; the merged one
+        is solved by :func:`solve_statistics`.
+        """
+        self.held.extend(other.held)
+        self.n_held += other.n_held
+        if other.shift_t is None:                      # no training rows
+            return self
+        if self.shift_t is None:
+            self.shift_t, self.shift_y = other.shift_t.copy(), other.shift_y.copy()
+        dt = other.shift_t - self.shift_t
+        dy = other.shift_y - self.shift_y
+        weight = other.sum_w
+        if self.sparse_exact:
+            self._ete_pending.extend([other.ete, *other._ete_pending])
+            self._merge()
+        else:
+            self.ete += other.ete                      # E is not shifted: no correction
+        self.cross += other.cross
+        self.gram_t += other.gram_t
+        if weight > 0 and np.any(dt):
+            # sum w e (t - b + dt)^T, by row blocks (no d x m temporary)
+            for start in range(0, self.n_exact, _MERGE_ROWS):
+                rows = slice(start, start + _MERGE_ROWS)
+                self.cross[rows] += np.outer(other.sum_e[rows], dt)
+            self.gram_t = dsyr2(1.0, other.sum_t, dt, a=self.gram_t, overwrite_a=1)
+            self.gram_t = dsyr(weight, dt, a=self.gram_t, overwrite_a=1)
+        self.ety += other.ety + np.outer(other.sum_e, dy)
+        self.tty += (other.tty + np.outer(other.sum_t, dy) + np.outer(dt, other.sum_y)
+                     + weight * np.outer(dt, dy))
+        self.sum_e += other.sum_e
+        self.sum_t += other.sum_t + weight * dt
+        self.sum_y += other.sum_y + weight * dy
+        self.sum_w += weight
+        return self
 
     def _merge(self):
         if self._ete_pending:
@@ -348,17 +394,35 @@ class _Path:
         return self.solutions[key]
 
 
-@register("cg")
-def solve(design, spec, state=None):
-    """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
+def check(design, spec):
+    """ValueError if the cg solver cannot fit this design with this spec."""
     if spec.criterion not in ("auto", "holdout"):
         raise ValueError(f"solver='cg' chooses alpha on a held-out fold: criterion must be "
                          f"'auto' or 'holdout', got {spec.criterion!r}")
     check_cross_size(design.n_exact, design.n_tail)
+
+
+def accumulate(design, spec, state=None):
+    """The statistics of ``state`` (None: none yet) plus those of the design's rows."""
     stats = state or BlockStatistics(design.n_exact, design.n_tail, design.n_targets,
                                      design.sparse_exact, spec.fit_intercept)
     for batch in design.batches():
         stats.update(batch)
+    return stats
+
+
+@register("cg")
+def solve(design, spec, state=None):
+    """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
+    check(design, spec)
+    return solve_statistics(accumulate(design, spec, state), spec, design.n_exact)
+
+
+def solve_statistics(stats, spec, n_exact):
+    """The solution from accumulated (or merged) :class:`BlockStatistics`.
+
+    ``n_exact`` is the width of the exact block (the columns ``gamma`` does not scale).
+    """
     if stats.n_held == 0 or stats.sum_w <= 0:
         raise ValueError(f"solver='cg' holds out every {_HOLDOUT_EVERY}th row to choose "
                          f"alpha and needs at least {_HOLDOUT_EVERY} rows with positive "
@@ -382,7 +446,7 @@ def solve(design, spec, state=None):
     X = _pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
              full.rhs(gamma), path.solutions[alpha], _TOL_FINAL)
     coef = X.copy()
-    coef[design.n_exact:] *= gamma
+    coef[n_exact:] *= gamma
     return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, gamma),
                          alpha=alpha, gamma=gamma, alphas=alphas, scores=scores,
                          criterion="holdout", state=stats)

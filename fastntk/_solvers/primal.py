@@ -20,12 +20,12 @@ targets).  Memory: three ``p x p`` float64 arrays and a batch; time ``O(n p^2 + 
 gamma.
 """
 import numpy as np
-from scipy.linalg.blas import dsyr
+from scipy.linalg.blas import dsyr, dsyr2
 
 from . import RidgeSolution, register, widen_alphas
 from ._linalg import add_gram, eigh_psd, gcv_curve
 
-__all__ = ["solve", "PrimalStatistics"]
+__all__ = ["solve", "check", "accumulate", "solve_statistics", "PrimalStatistics"]
 
 
 class PrimalStatistics:
@@ -70,6 +70,35 @@ class PrimalStatistics:
         self.cross += Z.T @ (Y * sample_weight[:, None])
         Z *= np.sqrt(sample_weight)[:, None]
         self.gram = add_gram(self.gram, Z)
+
+    def merge(self, other):
+        """Add the statistics of other rows, in place (``other`` is left unchanged).
+
+        ``other``'s sums are moved to this object's shift first (``z - a = (z - b) + (b -
+        a)``): rank-one and rank-two corrections of the Gram matrix, so statistics of
+        disjoint row sets merged in any grouping equal those of all the rows, up to
+        rounding.  A partition of a distributed fit gives one object; the merged one is
+        solved by :func:`solve_statistics`.
+        """
+        if other.shift_z is None:                      # no rows
+            return self
+        if self.shift_z is None:
+            self.shift_z, self.shift_y = other.shift_z.copy(), other.shift_y.copy()
+        dz = other.shift_z - self.shift_z
+        dy = other.shift_y - self.shift_y
+        weight = other.sum_w
+        self.gram += other.gram
+        if weight > 0 and np.any(dz):
+            # sum w (z - b + dz)(z - b + dz)^T on the upper triangle, in place
+            self.gram = dsyr2(1.0, other.sum_z, dz, a=self.gram, overwrite_a=1)
+            self.gram = dsyr(weight, dz, a=self.gram, overwrite_a=1)
+        self.cross += (other.cross + np.outer(other.sum_z, dy) + np.outer(dz, other.sum_y)
+                       + weight * np.outer(dz, dy))
+        self.sum_y_sq += other.sum_y_sq + 2.0 * dy * other.sum_y + weight * dy ** 2
+        self.sum_z += other.sum_z + weight * dz
+        self.sum_y += other.sum_y + weight * dy
+        self.sum_w += weight
+        return self
 
     def centred(self):
         """Centred Gram (upper triangle, a copy), cross products, target sum of squares
@@ -124,9 +153,17 @@ class _Eigen:
                                                       [:, None]))
 
 
-@register("primal")
-def solve(design, spec, state=None):
-    """Primal ridge from streaming statistics (criterion "auto" or "gcv")."""
+def accumulate(design, spec, state=None):
+    """The statistics of ``state`` (None: none yet) plus those of the design's rows."""
+    stats = state or PrimalStatistics(design.n_exact + design.n_tail, design.n_targets,
+                                      spec.fit_intercept)
+    for batch in design.batches():
+        stats.update(_dense_rows(batch), batch.Y, batch.sample_weight)
+    return stats
+
+
+def check(design, spec):
+    """ValueError if the primal solver cannot fit this design with this spec."""
     if spec.criterion not in ("auto", "gcv"):
         raise ValueError("criterion='loo' needs the dual solve (an exact kernel, or fit "
                          "with solver='dual'); the primal solve and partial_fit offer "
@@ -134,14 +171,23 @@ def solve(design, spec, state=None):
     if not design.dense:
         raise ValueError("the primal solver needs dense features; a sparse exact block "
                          "takes solver='cg' (or 'dual')")
-    stats = state
-    for batch in design.batches():
-        Z = _dense_rows(batch)
-        if stats is None:
-            stats = PrimalStatistics(Z.shape[1], batch.Y.shape[1], spec.fit_intercept)
-        stats.update(Z, batch.Y, batch.sample_weight)
+
+
+@register("primal")
+def solve(design, spec, state=None):
+    """Primal ridge from streaming statistics (criterion "auto" or "gcv")."""
+    check(design, spec)
+    return solve_statistics(accumulate(design, spec, state), spec, design.n_exact)
+
+
+def solve_statistics(stats, spec, n_exact):
+    """The solution from accumulated (or merged) :class:`PrimalStatistics`.
+
+    ``n_exact`` is the width of the exact block (the columns ``gamma`` does not scale).
+    """
+    if stats.shift_z is None or stats.sum_w <= 0:
+        raise ValueError("the primal solver needs at least one row with positive weight")
     gram, cross, total_ss, z_mean, y_mean = stats.centred()
-    n_exact = design.n_exact
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
     for g, gamma in enumerate(spec.gammas):

@@ -1,0 +1,242 @@
+"""Out-of-core fits: chunked readers, fit_stream, and merged solver statistics.
+
+A fit from chunks must be the in-memory fit with the same streaming solver (to rounding),
+statistics of row ranges merged in any grouping must equal one pass, and the readers must
+hold one chunk at a time.
+"""
+import gzip
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file, load_svmlight_file
+
+from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
+from fastntk._solvers import Design, RidgeSpec, get_streaming
+from fastntk.ridge import _feature_blocks
+from fastntk.streaming import read_chunks, scan
+
+CASES = [("dense", "primal"), ("dense", "cg"), ("sparse", "cg")]
+
+
+def _data(kind, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "sparse":
+        X = sp.random(n, 70, density=0.08, format="csr", random_state=seed)
+    else:
+        X = rng.standard_normal((n, 5))
+    dense = X.toarray() if sp.issparse(X) else X
+    y = dense[:, 0] + 2.0 * dense[:, 1] * dense[:, 2] + 0.05 * rng.standard_normal(n)
+    return X, y
+
+
+def _model(estimator=NTKRidge, solver="auto", **kwargs):
+    return estimator(NTKSketch(depth=2, n_components=48, random_state=0), solver=solver,
+                     gammas=(0.5, 1.0), batch_size=64, **kwargs)
+
+
+def _pieces(X, y, cuts, w=None):
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        yield (X[a:b], y[a:b]) if w is None else (X[a:b], y[a:b], w[a:b])
+
+
+def _assert_same_model(a, b, rtol=1e-7):
+    assert (a.alpha_, a.gamma_, a.solver_) == (b.alpha_, b.gamma_, b.solver_)
+    scale = np.abs(a.coef_).max()
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=0, atol=rtol * scale)
+    np.testing.assert_allclose(b.intercept_, a.intercept_, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("kind, solver", CASES)
+def test_fit_stream_equals_fit(kind, solver):
+    X, y = _data(kind)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    cuts = [0, 1, 70, 71, 333, 600]                  # not aligned with batch_size=64
+    memory = _model(solver=solver).fit(X, y, sample_weight=w)
+    stream = _model(solver=solver).fit_stream(_pieces(X, y, cuts, w))
+    _assert_same_model(memory, stream)
+    assert stream.n_samples_seen_ == X.shape[0] and stream.n_features_in_ == X.shape[1]
+    np.testing.assert_allclose(stream.predict(X), memory.predict(X), atol=1e-8)
+    assert not hasattr(stream, "_statistics")         # freed, as by fit
+
+
+@pytest.mark.parametrize("kind, solver", CASES)
+def test_classifier_fit_stream_equals_fit(kind, solver):
+    X, y = _data(kind)
+    labels = np.digitize(y, np.quantile(y, [0.33, 0.66]))
+    memory = _model(NTKRidgeClassifier, solver=solver).fit(X, labels)
+    stream = _model(NTKRidgeClassifier, solver=solver).fit_stream(
+        _pieces(X, labels, [0, 250, 600]), classes=[0, 1, 2])
+    _assert_same_model(memory, stream)
+    np.testing.assert_array_equal(stream.predict(X), memory.predict(X))
+
+
+def test_auto_streaming_solver_and_dual_refused():
+    X, y = _data("sparse")
+    assert _model().fit_stream(_pieces(X, y, [0, 300, 600])).solver_ == "cg"
+    Xd, yd = _data("dense")
+    assert _model().fit_stream(_pieces(Xd, yd, [0, 600])).solver_ == "primal"
+    model = _model(solver="dual")
+    with pytest.raises(ValueError, match="needs all the rows in memory"):
+        model.fit_stream(_pieces(Xd, yd, [0, 600]))
+    assert not hasattr(model, "coef_")
+    assert not hasattr(NTKRidge("exact"), "fit_stream")
+
+
+def test_fit_stream_bad_chunks_leave_the_model_unchanged():
+    X, y = _data("dense")
+    model = _model().fit(X[:300], y[:300])
+    coef = model.coef_.copy()
+    bad = [(X[:200], y[:200]), (X[200:400, :3], y[200:400])]
+    with pytest.raises(ValueError, match="features"):
+        model.fit_stream(iter(bad))
+    with pytest.raises(ValueError, match="targets"):
+        model.fit_stream(iter([(X[:200], y[:200]), (X[200:], np.c_[y[200:], y[200:]])]))
+    with pytest.raises(ValueError, match="tuple"):
+        model.fit_stream(iter([X[:200]]))
+    with pytest.raises(ValueError, match="no rows"):
+        model.fit_stream(iter([]))
+    clf = NTKRidgeClassifier(NTKSketch(n_components=32, random_state=0))
+    with pytest.raises(ValueError, match="not in `classes`"):
+        clf.fit_stream(iter([(X[:200], (y[:200] > 0).astype(int) + 1)]), classes=[0, 1])
+    np.testing.assert_array_equal(model.coef_, coef)
+    assert not hasattr(clf, "coef_")
+
+
+@pytest.mark.parametrize("kind, solver", CASES)
+def test_merged_statistics_equal_one_pass(kind, solver):
+    """Statistics of row ranges (each at its global offset), merged in any grouping."""
+    X, y = _data(kind)
+    Y = y[:, None]
+    w = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0])
+    fm = NTKSketch(depth=2, n_components=32, random_state=0).fit(X[:1])
+    exact, tail = _feature_blocks(fm, X[:1])
+    widths = (0 if exact is None else exact.shape[1], tail.shape[1])
+    spec = RidgeSpec(alphas=np.array([0.01, 0.1, 1.0]), gammas=np.array([0.5, 1.0]),
+                     fit_intercept=True, criterion="auto")
+    module = get_streaming(solver)
+
+    def stats(a, b):
+        design = Design(lambda rows: _feature_blocks(fm, rows), X[a:b], Y[a:b], w[a:b], 50,
+                        *widths, sp.issparse(exact), row_offset=a)
+        return module.accumulate(design, spec)
+
+    whole = module.solve_statistics(stats(0, 600), spec, widths[0])
+    parts = [stats(a, b) for a, b in [(0, 4), (4, 130), (130, 131), (131, 600)]]
+    left = stats(0, 0).merge(parts[0]).merge(parts[1])
+    right = stats(0, 0).merge(parts[2]).merge(parts[3])
+    merged = module.solve_statistics(stats(0, 0).merge(left).merge(right), spec, widths[0])
+    assert (merged.alpha, merged.gamma) == (whole.alpha, whole.gamma)
+    np.testing.assert_allclose(merged.coef, whole.coef, atol=1e-9 * np.abs(whole.coef).max())
+    np.testing.assert_allclose(merged.scores, whole.scores, rtol=1e-7)
+    if solver == "cg":
+        assert merged.state.n_held == whole.state.n_held == 120
+
+
+# ---------------------------------------------------------------------------- readers
+def _svmlight_file(tmp_path, X, y, zero_based, name="train.svm", compress=False):
+    path = tmp_path / name
+    dump_svmlight_file(X, y, str(path), zero_based=zero_based)
+    if compress:
+        data = path.read_bytes()
+        path.unlink()
+        path = tmp_path / (name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    return path
+
+
+def _concat(chunks):
+    Xs, ys = zip(*chunks)
+    stack = sp.vstack if sp.issparse(Xs[0]) else np.vstack
+    return stack(Xs), np.concatenate(ys)
+
+
+@pytest.mark.parametrize("zero_based, compress", [(True, False), (False, True)])
+def test_svmlight_chunks_equal_the_whole_file(tmp_path, zero_based, compress):
+    X, y = _data("sparse", n=250)
+    path = _svmlight_file(tmp_path, X, y, zero_based, compress=compress)
+    info = scan(path, chunk_rows=40)
+    assert (info.n_rows, info.n_features, info.zero_based) == (250, 70, zero_based)
+    chunks = list(read_chunks(path, chunk_rows=40, n_features=70, zero_based=zero_based))
+    assert [c[0].shape[0] for c in chunks] == [40] * 6 + [10]
+    Xr, yr = _concat(chunks)
+    Xf, yf = load_svmlight_file(str(path), n_features=70, zero_based=zero_based)
+    assert (Xr != Xf).nnz == 0
+    np.testing.assert_allclose(Xr.toarray(), X.toarray(), rtol=1e-15)
+    np.testing.assert_array_equal(yr, yf)
+
+
+def test_svmlight_folded_indices(tmp_path):
+    X, y = _data("sparse", n=100)
+    path = _svmlight_file(tmp_path, X, y, zero_based=True)
+    Xf, _ = _concat(read_chunks(path, chunk_rows=30, zero_based=True, fold_features=16))
+    folded = np.zeros((100, 16))                     # column c lands in c mod 16
+    np.add.at(folded.T, np.arange(70) % 16, X.toarray().T)
+    assert Xf.shape == (100, 16)
+    np.testing.assert_allclose(Xf.toarray(), folded)
+
+
+def test_table_chunks_csv_npy_and_directories(tmp_path):
+    X, y = _data("dense", n=90)
+    table = np.c_[y, X]
+    np.save(tmp_path / "b.npy", table[50:])
+    csv = tmp_path / "a.csv"
+    np.savetxt(csv, table[:50], delimiter=",", header="y,a,b,c,d,e", comments="")
+    chunks = list(read_chunks(tmp_path, chunk_rows=16))
+    assert [c[0].shape[0] for c in chunks] == [16, 16, 16, 2, 16, 16, 8]
+    Xr, yr = _concat(chunks)
+    np.testing.assert_allclose(Xr, X)
+    np.testing.assert_allclose(yr, y)
+    info = scan([csv, tmp_path / "b.npy"])
+    assert (info.n_rows, info.n_features, info.zero_based) == (90, 5, None)
+    # at predict time the width tells whether a label column is present
+    np.save(tmp_path / "unlabelled.npy", X)
+    ((Xu, yu),) = read_chunks(tmp_path / "unlabelled.npy", n_features=5)
+    assert yu is None and Xu.shape == (90, 5)
+
+
+def test_reader_errors(tmp_path):
+    X, y = _data("sparse", n=50)
+    path = _svmlight_file(tmp_path, X, y, zero_based=True)
+    with pytest.raises(ValueError, match="number of features"):
+        next(read_chunks(path, zero_based=True))
+    with pytest.raises(ValueError, match="index base"):
+        next(read_chunks(path, n_features=70))
+    with pytest.raises(ValueError, match="there are 20 features"):
+        list(read_chunks(path, n_features=20, zero_based=True))
+    with pytest.raises(ValueError, match="index 0"):
+        list(read_chunks(path, n_features=70, zero_based=False))
+    bad = tmp_path / "bad.svm"
+    bad.write_text("1 1:2\n1 1:2\n0 3:x\n")
+    with pytest.raises(ValueError, match="line 3: malformed"):
+        list(read_chunks(bad, chunk_rows=2, n_features=5, zero_based=False))
+    nan = tmp_path / "nan.csv"
+    nan.write_text("1,2\n1,nan\n")
+    with pytest.raises(ValueError, match="NaN"):
+        list(read_chunks(nan))
+    np.savez(tmp_path / "x.npz", X=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="cannot be read in chunks"):
+        list(read_chunks(tmp_path / "x.npz"))
+    with pytest.raises(ValueError, match="no such file"):
+        list(read_chunks(tmp_path / "missing.svm"))
+
+
+def test_fit_from_a_file_holds_one_chunk_at_a_time(tmp_path):
+    """Out of core: the reader yields chunks lazily, never more than chunk_rows rows, and
+    the fit from them is the in-memory fit."""
+    X, y = _data("sparse", n=600)
+    path = _svmlight_file(tmp_path, X, y, zero_based=True)
+    seen = []
+
+    def watched(chunks):
+        for X_chunk, y_chunk in chunks:
+            seen.append(X_chunk.shape[0])
+            yield X_chunk, y_chunk
+
+    chunks = watched(read_chunks(path, chunk_rows=128, n_features=70, zero_based=True))
+    stream = _model(solver="cg").fit_stream(chunks)
+    Xf, yf = load_svmlight_file(str(path), n_features=70, zero_based=True)
+    memory = _model(solver="cg").fit(Xf, yf)
+    _assert_same_model(memory, stream)
+    assert max(seen) == 128 and sum(seen) == 600 and len(seen) == 5
