@@ -23,6 +23,13 @@ Text files may start with a UTF-8 byte-order mark.
 For ``predict``, a CSV/NPY/NPZ file may carry the label column or not: its width tells
 (``n_features`` + 1 or ``n_features`` columns).  When labels are present the test metric is
 printed.
+
+Out of core (``--stream``): ``fit`` and ``predict`` read svmlight, CSV or ``.npy`` files (a
+file, or a directory of them) in chunks of ``--chunk-rows`` rows and hold one chunk at a
+time; ``fit`` makes one pass for the solver's statistics (solver "primal" or "cg"), after a
+first pass that finds the svmlight width, index base and classes unless ``--n-features``
+(or ``--fold-features``), ``--zero-based`` / ``--one-based`` and ``--classes`` give them;
+``predict`` writes each chunk's predictions as they come.
 """
 import argparse
 import io
@@ -338,6 +345,10 @@ def _labelled(path, data):
 def cmd_fit(args):
     from ._persistence import save_model
 
+    if args.stream:
+        return cmd_fit_stream(args)
+    if args.n_features or args.fold_features or args.classes:
+        raise CommandError("--n-features, --fold-features and --classes go with --stream")
     _check_writable(args.out, "--out")
     X, y, zero_based = _labelled(args.train, read_data(args.train, zero_based=args.zero_based))
     if args.task == "classification":
@@ -374,6 +385,8 @@ def cmd_fit(args):
 def cmd_predict(args):
     from ._persistence import load_model
 
+    if args.stream:
+        return cmd_predict_stream(args)
     _check_input_file(Path(args.model), "model file")
     if args.out is not None:
         _check_writable(args.out, "--out")
@@ -392,6 +405,175 @@ def cmd_predict(args):
         values = _metric(meta["task"], y, predictions)
         print(f"{args.data} ({X.shape[0]} rows): {_format_metric(values)}", file=sys.stderr)
     return 0
+
+
+# --------------------------------------------------------------------------------------
+# Out of core: --stream
+# --------------------------------------------------------------------------------------
+def _peak_memory():
+    """Peak resident memory of this process so far, as text ('' where unknown)."""
+    try:
+        import resource
+    except ImportError:                                 # not on Windows
+        return ""
+    from ._validation import format_bytes
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return f", peak memory {format_bytes(peak * (1 if sys.platform == 'darwin' else 1024))}"
+
+
+def _stream_progress(args, total, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, disable=args.quiet,
+                delay=1.0, leave=False)
+
+
+def _counted(chunks, bar):
+    """The chunks, advancing the progress bar by each one's rows."""
+    for X, y in chunks:
+        yield X, y
+        bar.update(X.shape[0])
+
+
+def cmd_fit_stream(args):
+    """``fastntk fit --stream``: one pass over files of any size, one chunk in memory.
+
+    svmlight needs the width, the index base and (for classification) the classes before
+    the pass; without ``--n-features`` (or ``--fold-features``), ``--zero-based`` /
+    ``--one-based`` and ``--classes``, a first pass over the files finds them.
+    """
+    from ._persistence import save_model
+    from .streaming import expand_paths, file_kind, read_chunks, scan
+
+    _check_writable(args.out, "--out")
+    if args.model == "exact":
+        raise CommandError("--stream needs a feature map: --model exact holds every row "
+                           "(an n x n kernel)")
+    if args.test is not None:
+        _check_input_file(args.test)
+    files = expand_paths(args.train)
+    svmlight = any(file_kind(path) == "svmlight" for path in files)
+    classification = args.task == "classification"
+    n_features, zero_based, classes, n_rows = (args.fold_features or args.n_features,
+                                               args.zero_based, args.classes, None)
+    if ((svmlight and (n_features is None or zero_based is None))
+            or (classification and classes is None)):
+        _info(args, f"first pass over {len(files)} file(s): width, index base, labels "
+                    f"(--n-features, --zero-based/--one-based and --classes skip it)")
+        info = scan(files, chunk_rows=args.chunk_rows, zero_based=zero_based,
+                    fold_features=args.fold_features)
+        n_features = n_features or info.n_features
+        zero_based, n_rows = info.zero_based, info.n_rows
+        classes = info.labels if classes is None else classes
+    if classification and np.unique(classes).size < 2:
+        raise CommandError(f"{args.train}: the labels hold a single class; classification "
+                           f"needs at least two")
+    if not svmlight:
+        n_features = zero_based = None                  # CSV / .npy know their width
+    model = build_model(args, n_features or _table_width(files[0]))
+    model.set_params(verbose=False)                     # the progress bar is ours
+    chunks = read_chunks(files, chunk_rows=args.chunk_rows, n_features=n_features,
+                         zero_based=zero_based, fold_features=args.fold_features)
+    start = time.perf_counter()
+    with _stream_progress(args, n_rows, "fit (one pass)") as bar:
+        if classification:
+            model.fit_stream(_counted(chunks, bar), classes=classes)
+        else:
+            model.fit_stream(_counted(chunks, bar))
+    elapsed = time.perf_counter() - start
+    metadata = {"task": args.task, "model": args.model, "n_features": model.n_features_in_,
+                "zero_based": zero_based, "fold_features": args.fold_features,
+                "train_file": os.fspath(args.train)}
+    save_model(model, args.out, metadata)
+    rows = model.n_samples_seen_
+    _info(args, f"fitted {args.model} ({args.task}) on {rows} rows x "
+                f"{model.n_features_in_} features in one pass, {elapsed:.2f} s "
+                f"({rows / max(elapsed, 1e-9):,.0f} rows/s{_peak_memory()}); solver "
+                f"{model.solver_}, alpha {model.alpha_:.3g}; saved to {args.out}")
+    if args.test is not None:
+        y_true, y_pred = _stream_predictions(args, model, metadata, args.test, None)
+        if y_true is None:
+            raise CommandError(f"{args.test}: no labels found")
+        _info(args, f"test ({y_true.shape[0]} rows): "
+                    f"{_format_metric(_metric(args.task, y_true, y_pred))}")
+    return 0
+
+
+def _table_width(path):
+    """Feature width of a CSV / .npy file (its first row, less the label)."""
+    from .streaming import read_chunks
+
+    X, _ = next(read_chunks(path, chunk_rows=1))
+    return X.shape[1]
+
+
+def _stream_predictions(args, model, meta, data, out):
+    """Predict ``data`` chunk by chunk, writing each chunk's predictions to ``out`` (an
+    open text file, or None); returns the labels (or None) and all predictions."""
+    from .streaming import read_chunks
+
+    chunks = read_chunks(data, chunk_rows=args.chunk_rows, n_features=meta["n_features"],
+                         zero_based=meta.get("zero_based"),
+                         fold_features=meta.get("fold_features"))
+    labels, predictions = [], []
+    with _stream_progress(args, None, "predict") as bar:
+        for X, y in _counted(chunks, bar):
+            predicted = model.predict(X)
+            if out is not None:
+                np.savetxt(out, predicted, fmt="%.10g")
+                out.flush()
+            predictions.append(predicted)
+            labels.append(y)
+    if any(y is None for y in labels):
+        return None, np.concatenate(predictions)
+    return np.concatenate(labels), np.concatenate(predictions)
+
+
+def cmd_predict_stream(args):
+    """``fastntk predict --stream``: predictions written chunk by chunk as they come (a
+    ``.npy`` output is written at the end, its header needing the row count)."""
+    from ._persistence import load_model
+
+    _check_input_file(Path(args.model), "model file")
+    if args.out is not None:
+        _check_writable(args.out, "--out")
+    model, meta = load_model(args.model)
+    model.set_params(verbose=False)
+    to_npy = args.out is not None and str(args.out).endswith(".npy")
+    if args.out is None:
+        y, predictions = _stream_predictions(args, model, meta, args.data, sys.stdout)
+    elif to_npy:
+        y, predictions = _stream_predictions(args, model, meta, args.data, None)
+        np.save(args.out, predictions)
+    else:
+        with open(args.out, "w") as out:
+            y, predictions = _stream_predictions(args, model, meta, args.data, out)
+    if y is not None and not args.quiet:
+        values = _metric(meta["task"], y, predictions)
+        print(f"{args.data} ({y.shape[0]} rows): {_format_metric(values)}", file=sys.stderr)
+    return 0
+
+
+def _add_stream_options(fit, predict):
+    from .streaming import DEFAULT_CHUNK_ROWS
+
+    for sub in (fit, predict):
+        sub.add_argument("--stream", action="store_true",
+                         help="out of core: read the data in chunks of rows (a file or a "
+                              "directory of files, svmlight, .csv or .npy), one chunk in "
+                              "memory at a time")
+        sub.add_argument("--chunk-rows", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
+                         help=f"rows per chunk with --stream (default {DEFAULT_CHUNK_ROWS})")
+    fit.add_argument("--n-features", type=_positive_int, default=None,
+                     help="with --stream: the svmlight width (else found by a first pass)")
+    fit.add_argument("--fold-features", type=_positive_int, default=None, metavar="D",
+                     help="with --stream: fold svmlight indices modulo D (the hashing "
+                          "trick; e.g. 32768 for the cg solver with 4096 components; the model "
+                          "then predicts with --stream)")
+    fit.add_argument("--classes", type=float, nargs="+", default=None,
+                     help="with --stream and classification: the labels (else found by a "
+                          "first pass)")
 
 
 def cmd_demo(args):
@@ -574,6 +756,7 @@ def make_parser():
                               "default standard output")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(handler=cmd_predict)
+    _add_stream_options(fit, predict)
     return parser
 
 

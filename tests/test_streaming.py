@@ -240,3 +240,58 @@ def test_fit_from_a_file_holds_one_chunk_at_a_time(tmp_path):
     memory = _model(solver="cg").fit(Xf, yf)
     _assert_same_model(memory, stream)
     assert max(seen) == 128 and sum(seen) == 600 and len(seen) == 5
+
+
+# -------------------------------------------------------------------------------- CLI
+def _cli(argv, capsys):
+    from fastntk.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_fit_stream_equals_the_in_memory_fit(tmp_path, capsys):
+    """A directory of svmlight files, streamed (with its first pass), gives the model the
+    in-memory command fits on their concatenation; predict --stream writes the same."""
+    X, y = _data("sparse", n=900)
+    parts = tmp_path / "train"
+    parts.mkdir()
+    for k, (a, b) in enumerate([(0, 350), (350, 800)]):
+        dump_svmlight_file(X[a:b], y[a:b], str(parts / f"part{k}.svm"), zero_based=False)
+    dump_svmlight_file(X[:800], y[:800], str(tmp_path / "all.svm"), zero_based=False)
+    dump_svmlight_file(X[800:], y[800:], str(tmp_path / "test.svm"), zero_based=False)
+    common = ["--task", "regression", "--n-components", 64, "--one-based", "--quiet"]
+    code, out, err = _cli(["fit", parts, "--stream", "--chunk-rows", 128,
+                           "--out", tmp_path / "s.model", *common], capsys)
+    assert code == 0, err
+    assert _cli(["fit", tmp_path / "all.svm", "--out", tmp_path / "m.model", *common],
+                capsys)[0] == 0
+    for model in ("s", "m"):
+        code, out, err = _cli(["predict", tmp_path / f"{model}.model", tmp_path / "test.svm",
+                               "--stream", "--chunk-rows", 30, "--out",
+                               tmp_path / f"{model}.txt", "--quiet"], capsys)
+        assert code == 0, err
+    streamed, memory = (np.loadtxt(tmp_path / f"{m}.txt") for m in ("s", "m"))
+    assert streamed.shape == (100,)
+    np.testing.assert_allclose(streamed, memory, atol=1e-8)
+    code, out, _ = _cli(["fit", parts, "--stream", "--out", tmp_path / "v.model",
+                         "--task", "regression", "--n-components", 64], capsys)
+    assert code == 0 and "first pass" in out and "rows/s" in out and "one pass" in out
+
+
+def test_cli_stream_errors(tmp_path, capsys):
+    X, y = _data("sparse", n=50)
+    data, out = tmp_path / "a.svm", tmp_path / "m"
+    dump_svmlight_file(X, y, str(data), zero_based=True)
+    regression = ["--task", "regression", "--out", out]
+    for argv, fragment in [
+        ([*regression, "--stream", "--model", "exact"], "needs a feature map"),
+        ([*regression, "--fold-features", 8], "go with --stream"),
+        (["--task", "classification", "--stream", "--classes", 1, "--out", out],
+         "single class"),
+        ([*regression, "--stream", "--n-features", 10, "--zero-based"], "10 features"),
+    ]:
+        code, _, err = _cli(["fit", data, *argv], capsys)
+        assert code == 1 and fragment in err and "Traceback" not in err, err
+        assert not out.exists()
