@@ -14,7 +14,9 @@ product of independently sampled coordinates below an unbiased sketch.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 
 from ._hadamard import fwht_inplace
 
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True)
+@jit
 def _transform(x, signs, buf):
     """``buf = H D x`` (``x`` zero-padded to ``len(buf)``)."""
     d = x.shape[0]
@@ -39,7 +41,7 @@ def _transform(x, signs, buf):
     fwht_inplace(buf)
 
 
-@njit(cache=True)
+@jit
 def _sampled_transform(x, signs, idx, buf, out):
     """``out = (H D x)[idx]``."""
     _transform(x, signs, buf)
@@ -47,7 +49,7 @@ def _sampled_transform(x, signs, idx, buf, out):
         out[r] = buf[idx[r]]
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _block_bounds(n, n_blocks, b):
     return (b * n) // n_blocks, ((b + 1) * n) // n_blocks
 
@@ -55,7 +57,7 @@ def _block_bounds(n, n_blocks, b):
 # ---------------------------------------------------------------------------
 # convolutions: direct sums of the q x q neighbours
 # ---------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def window_features(images, q, offset, out_h, out_w, out):
     """Exact first-layer features: ``(1/q) (+)_delta x_{p + delta}``, zeros outside.
 
@@ -95,7 +97,7 @@ def window_features(images, q, offset, out_h, out_w, out):
                         o[base + ch] = 0
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def signed_window_sum(feat, in_h, in_w, weights, q, offset, out_h, out_w, out):
     """Convolution of per-pixel features: ``out[p] = sum_delta w_delta * feat[p + delta]``.
 
@@ -140,7 +142,7 @@ def signed_window_sum(feat, in_h, in_w, weights, q, offset, out_h, out_w, out):
 # ---------------------------------------------------------------------------
 # one ReLU layer: PolySketch of the normalised features, K and KDot, Theta * KDot + K
 # ---------------------------------------------------------------------------
-@njit(cache=True)
+@jit
 def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_right, scale,
                prev, cur, tl, buf, q):
     """All PolySketch degrees 1..degree of one unit vector from its transform ``t0``.
@@ -208,7 +210,7 @@ def _poly_tree(t0, e0, degree, n_leaves, leaf_idx, node_signs, node_idx, const_r
             q[j, k] = prev[j, k]
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def relu_sketch_layer(phi, psi, norms, layer, leaf_signs, leaf_idx, node_signs, node_idx,
                       const_right, degree, n_leaves, k1_weights, k0_weights, psi_signs,
                       psi_idx, prod_weights, k_weights, kphi_out, t_out, n_blocks):
@@ -328,7 +330,7 @@ def relu_sketch_layer(phi, psi, norms, layer, leaf_signs, leaf_idx, node_signs, 
                 t[k] = prod_weights[k] * psi_t[k] * kdot[k] + k_weights[k] * kphi[k]
 
 
-@njit(cache=True)
+@jit
 def tree_constants(node_signs, node_idx, n_leaves, m):
     """``const_right`` of :func:`relu_sketch_layer`: the tree fed with ``e_1`` only.
 
@@ -365,7 +367,7 @@ def tree_constants(node_signs, node_idx, n_leaves, m):
 # ---------------------------------------------------------------------------
 # pooling
 # ---------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def mean_pool(t, n_pixels, out):
     """Global average pooling: ``out[k] = mean of the rows of image k`` (pixel order)."""
     m = t.shape[1]
@@ -382,7 +384,7 @@ def mean_pool(t, n_pixels, out):
             o[r] *= inv
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def signed_pool(t, weights, out):
     """Flatten pooling: ``out[k] = sum_p weights[p] * t[k, p]``.
 

@@ -14,7 +14,9 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 
 __all__ = ["monomial_dimension", "MonomialFeatures", "sparse_linear_block"]
 
@@ -77,7 +79,7 @@ class MonomialFeatures:
         return out
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _monomials(U, parents, coords, columns, scale, out):
     n_all = parents.shape[0]
     for i in prange(U.shape[0]):

@@ -21,7 +21,9 @@ Conventions shared by every kernel
   number of threads or the batch it belongs to.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 
 __all__ = [
     "fwht_inplace",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True)
+@jit
 def fwht_inplace(a):
     """Unnormalised fast Walsh–Hadamard transform of a 1-D array, in place.
 
@@ -107,7 +109,7 @@ def fwht_inplace(a):
                 hi[j] = u - v
 
 
-@njit(cache=True)
+@jit
 def srht_vector(x, signs, idx, buf, out):
     """Unscaled SRHT of one dense vector: ``out = (H D x)[idx]``.
 
@@ -136,18 +138,18 @@ def srht_vector(x, signs, idx, buf, out):
         out[r] = buf[idx[r]]
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _scale(out, scale):
     for r in range(out.shape[0]):
         out[r] = out[r] * scale
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _block_bounds(n, n_blocks, b):
     return (b * n) // n_blocks, ((b + 1) * n) // n_blocks
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _n_blocks(n):
     # Blocks of >= 16 rows, at most 64 of them: enough to balance the threads, few
     # enough that allocating each block's scratch (page faults, for large buffers)
@@ -156,7 +158,7 @@ def _n_blocks(n):
     return max(1, min(64, n // 16))
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def srht_rows(X, signs, idx, n_pad, scale, out, first=0):
     """Several independent SRHTs of every row of a dense matrix.
 
@@ -188,7 +190,7 @@ def srht_rows(X, signs, idx, n_pad, scale, out, first=0):
                 _scale(o, scale)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def srht_csr_rows(data, indices, indptr, signs, idx, n_pad, scale, out, first=0):
     """:func:`srht_rows` for CSR rows, scattering each row into the padded buffer.
 
@@ -218,7 +220,7 @@ def srht_csr_rows(data, indices, indptr, signs, idx, n_pad, scale, out, first=0)
                 _scale(o, scale)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def tensor_srht_rows(X, Y, signs_x, idx_x, n_pad_x, signs_y, idx_y, n_pad_y, scale, out):
     """TensorSRHT of the row-wise tensor products ``X[i] (x) Y[i]``, never formed.
 
@@ -253,7 +255,7 @@ def tensor_srht_rows(X, Y, signs_x, idx_x, n_pad_x, signs_y, idx_y, n_pad_y, sca
                 o[r] = o[r] * (tmp[r] * scale)
 
 
-@njit(cache=True)
+@jit
 def _tree_row(row, signs, idx, const_right, scale, prev, cur, tmp_a, tmp_b, buf):
     """Combine the leaves ``row[1:]`` of one row up the tree, in place (see caller)."""
     p = row.shape[0] - 1
@@ -296,7 +298,7 @@ def _tree_row(row, signs, idx, const_right, scale, prev, cur, tmp_a, tmp_b, buf)
             row[1 + l, r] = prev[l, r]
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def polysketch_tree(out, signs, idx, n_pad, const_right, scale):
     """PolySketch tree of TensorSRHTs, all degrees at once, in place.
 
@@ -345,7 +347,7 @@ def polysketch_tree(out, signs, idx, n_pad, const_right, scale):
             _tree_row(out[i], signs, idx, const_right, scale, prev, cur, tmp_a, tmp_b, buf)
 
 
-@njit(cache=True)
+@jit
 def polysketch_constants(signs, idx, n_pad, scale):
     """Right-child constants of a PolySketch tree (see :func:`polysketch_tree`).
 

@@ -24,13 +24,15 @@ codes drawn with NumPy in ``fit``, balanced so that a leaf at least as wide as i
 is an exact signed isometry (no collisions).
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 
 from ._hadamard import _block_bounds, _n_blocks, fwht_inplace
 
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _mix64(z):
     """splitmix64 finaliser: a bijection of 64-bit integers with good avalanche."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -38,7 +40,7 @@ def _mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@jit
 def _countsketch_leaf(vals, cols, key, codes, scale, out):
     """``out = scale * C x`` for the sparse row ``x = (vals, cols)``; ``out`` is zeroed first.
 
@@ -65,7 +67,7 @@ def _countsketch_leaf(vals, cols, key, codes, scale, out):
             out[b] -= scale * vals[k]
 
 
-@njit(cache=True)
+@jit
 def _tensor_srht(a, b, sign, idx, out, buf_a, buf_b):
     """``out = sqrt(1/m) (H D_1 a)[idx_1] * (H D_2 b)[idx_2]``, m = len(out)."""
     w = a.shape[0]
@@ -80,7 +82,7 @@ def _tensor_srht(a, b, sign, idx, out, buf_a, buf_b):
         out[r] = scale * buf_a[idx[0, r]] * buf_b[idx[1, r]]
 
 
-@njit(cache=True)
+@jit
 def _block_row(vals, cols, deg, width, leaf0, node0, leaf_keys, leaf_codes, node_signs,
                node_idx, cur, buf_a, buf_b, out):
     """Degree-``deg >= 2`` PolySketch of one row into ``out`` (length m_j)."""
@@ -101,7 +103,7 @@ def _block_row(vals, cols, deg, width, leaf0, node0, leaf_keys, leaf_codes, node
                  buf_a, buf_b)
 
 
-@njit(cache=True)
+@jit
 def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_node0,
               leaf_keys, leaf_codes, node_signs, node_idx, normalize, cur, buf_a, buf_b,
               out):
@@ -132,7 +134,7 @@ def _poly_row(vals, cols, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, b
             o[r] *= scale
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def poly_map_csr(data, indices, indptr, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0,
                  blk_node0, leaf_keys, leaf_codes, node_signs, node_idx, normalize, out):
     """Polynomial map of every CSR row (``indptr`` may be a slice; offsets absolute).
@@ -157,7 +159,7 @@ def poly_map_csr(data, indices, indptr, blk_deg, blk_off, blk_m, blk_w, blk_coef
                       normalize, cur, buf_a, buf_b, out[i])
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def poly_map_dense(X, blk_deg, blk_off, blk_m, blk_w, blk_coef, blk_leaf0, blk_node0,
                    leaf_keys, leaf_codes, node_signs, node_idx, normalize, out):
     """:func:`poly_map_csr` for the rows of a dense matrix (all columns are read)."""

@@ -1,13 +1,41 @@
-"""Thread counts for the compiled kernels, shared by every estimator."""
+"""Thread counts of the compiled kernels, shared by every estimator; fork safety.
+
+Every estimator turns its ``n_jobs`` into a thread count with :func:`effective_n_threads`
+and runs its kernels inside :func:`limit`; the kernels read :func:`current_threads`.  The
+setting is thread-local and never touches process-wide state (Numba's own
+``set_num_threads`` is applied per call and per thread, BLAS threads are never changed):
+concurrent requests from several threads cannot change each other's thread counts.
+
+Fork: GNU OpenMP (Numba's ``omp`` threading layer and the OpenMP loops of the Cython
+extensions) does not survive ``fork``: a child that starts an OpenMP team after its
+parent did is killed or hangs.  A process forked after fastntk started an OpenMP team
+therefore runs every compiled loop on one thread (:func:`current_threads` and
+:func:`effective_n_threads` return 1 there), which gives the same results; processes
+forked before any such use (e.g. gunicorn workers forked from a master that only loaded
+the model) keep their threads.
+"""
 import contextlib
 import os
+import threading
 
-import numba
+__all__ = ["effective_n_threads", "limit", "current_threads", "numba_layer",
+           "openmp_threads", "next_pow2"]
 
 # Work (non-zeros or transform lengths) below which one more thread costs more than it
 # saves: waking an OpenMP/Numba team costs tens of microseconds, and much more on a
 # loaded machine.
 _WORK_PER_THREAD = 2**16
+
+_local = threading.local()
+_state = {"openmp_started": False, "forked_after_openmp": False, "layer": None}
+
+
+def _after_fork_in_child():
+    if _state["openmp_started"]:
+        _state["forked_after_openmp"] = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def effective_n_threads(n_jobs, work=None):
@@ -15,8 +43,11 @@ def effective_n_threads(n_jobs, work=None):
 
     None and -1 mean every core, -2 all but one, and so on, like the OpenMP-based
     estimators of scikit-learn (e.g. HistGradientBoosting); given ``work``, small inputs
-    run on fewer threads, as they would not amortise the start of a thread team.
+    run on fewer threads, as they would not amortise the start of a thread team.  Always
+    1 in a process forked after OpenMP was used (see the module docstring).
     """
+    if _state["forked_after_openmp"]:
+        return 1
     n_cpus = os.cpu_count() or 1
     if n_jobs is None:
         n_threads = n_cpus
@@ -30,14 +61,45 @@ def effective_n_threads(n_jobs, work=None):
 
 
 @contextlib.contextmanager
-def numba_threads(n_threads):
-    """Run Numba parallel kernels on ``n_threads`` threads (a thread-local setting)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+def limit(n_threads):
+    """Run the parallel kernels called inside on ``n_threads`` threads (this thread only)."""
+    previous = getattr(_local, "n_threads", None)
+    _local.n_threads = max(1, int(n_threads))
     try:
         yield
     finally:
-        numba.set_num_threads(previous)
+        _local.n_threads = previous
+
+
+def current_threads():
+    """Threads for a parallel kernel called now from this thread: the innermost
+    :func:`limit`, else every core; 1 in a process forked after OpenMP was used."""
+    if _state["forked_after_openmp"]:
+        return 1
+    n_threads = getattr(_local, "n_threads", None)
+    return (os.cpu_count() or 1) if n_threads is None else n_threads
+
+
+def openmp_threads(n_threads):
+    """``n_threads`` for an OpenMP loop of the Cython extensions, noting that a team of
+    more than one thread is started (after which a forked child runs serially)."""
+    n_threads = 1 if _state["forked_after_openmp"] else max(1, int(n_threads))
+    if n_threads > 1:
+        _state["openmp_started"] = True
+    return n_threads
+
+
+def numba_layer():
+    """Name of Numba's threading layer ('omp', 'tbb' or 'workqueue'), starting it."""
+    if _state["layer"] is None:
+        import numba
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+        _state["layer"] = numba.threading_layer()
+    if _state["layer"] == "omp":
+        _state["openmp_started"] = True
+    return _state["layer"]
 
 
 def next_pow2(n):

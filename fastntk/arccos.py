@@ -15,12 +15,13 @@ functions are Numba-compiled so that the kernel recursions can call them in
 import math
 
 import numpy as np
-from numba import njit, vectorize
+
+from ._jit import jit
 
 __all__ = ["k0", "k1", "k0_taylor", "k1_taylor"]
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _clip_unit(t):
     if t > 1.0:
         return 1.0
@@ -40,7 +41,7 @@ _ASIN_COEF = np.array([
 ])
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def acos(x):
     """arccos of one float in [-1, 1], branch-light so that LLVM can vectorise loops over it.
 
@@ -62,27 +63,39 @@ def acos(x):
     return 0.5 * math.pi - r
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def k0_scalar(t):
     """k0 of one float (Numba)."""
     return 1.0 - acos(_clip_unit(t)) / math.pi
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def k1_scalar(t):
     """k1 of one float (Numba)."""
     t = _clip_unit(t)
     return (math.sqrt(max(1.0 - t * t, 0.0)) + t * (math.pi - acos(t))) / math.pi
 
 
-@vectorize(["float64(float64)"], cache=True)
-def _k0_ufunc(t):
-    return k0_scalar(t)
+@jit
+def _k0_array(t):
+    out = np.empty_like(t)
+    for i in range(t.shape[0]):
+        out[i] = k0_scalar(t[i])
+    return out
 
 
-@vectorize(["float64(float64)"], cache=True)
-def _k1_ufunc(t):
-    return k1_scalar(t)
+@jit
+def _k1_array(t):
+    out = np.empty_like(t)
+    for i in range(t.shape[0]):
+        out[i] = k1_scalar(t[i])
+    return out
+
+
+def _elementwise(kernel, t):
+    # compiled lazily, unlike a Numba ufunc with a signature (compiled at import)
+    t = np.asarray(t, dtype=np.float64)
+    return kernel(np.ascontiguousarray(t).reshape(-1)).reshape(t.shape)[()]
 
 
 def k0(t):
@@ -97,7 +110,7 @@ def k0(t):
     -------
     ndarray or float
     """
-    return _k0_ufunc(np.asarray(t, dtype=np.float64))
+    return _elementwise(_k0_array, t)
 
 
 def k1(t):
@@ -112,7 +125,7 @@ def k1(t):
     -------
     ndarray or float
     """
-    return _k1_ufunc(np.asarray(t, dtype=np.float64))
+    return _elementwise(_k1_array, t)
 
 
 def _central_ratio(i):

@@ -1,4 +1,4 @@
-"""The ``fastntk`` command line: ``demo``, ``fit`` and ``predict``.
+"""The ``fastntk`` command line: ``demo``, ``warmup``, ``fit`` and ``predict``.
 
 Data formats (chosen by the file name; anything not listed is read as svmlight)
 -----------------------------------------------------------------------------
@@ -576,6 +576,26 @@ def _add_stream_options(fit, predict):
                           "first pass)")
 
 
+def cmd_warmup(args):
+    if args.cache_dir is not None:
+        os.environ["FASTNTK_CACHE_DIR"] = os.path.abspath(args.cache_dir)
+        if "fastntk._jit" in sys.modules:  # kernels defined already, with their cache
+            from ._jit import cache_dir
+            if cache_dir() != os.environ["FASTNTK_CACHE_DIR"]:
+                raise CommandError("--cache-dir must be set before fastntk's kernels are "
+                                   "imported: run the warm-up in a fresh process")
+    from ._jit import cache_dir
+
+    directory = cache_dir()
+    if directory is None or not os.access(directory, os.W_OK):
+        raise CommandError(f"no writable cache directory ({directory or 'none usable'}): "
+                           f"give --cache-dir DIR or set FASTNTK_CACHE_DIR")
+    from ._warmup import warmup
+
+    _info(args, warmup())
+    return 0
+
+
 def cmd_demo(args):
     run_demo(n_components=args.n_components, depth=args.depth)
     return 0
@@ -626,21 +646,17 @@ def _demo_diabetes():
 
 
 def _demo_feature_maps(n_components, depth, images):
-    """(name, transformer) for every NTK feature map this installation provides."""
+    """(name, transformer) for every NTK feature map."""
     import fastntk
 
     wanted = [("NTKSketch", {}), ("NTKRandomFeatures", {})]
     if images:
         wanted.append(("CNTKSketch", {"image_shape": (8, 8, 1)}))
-    maps = []
-    for name, extra in wanted:
-        try:
-            cls = getattr(fastntk, name)
-        except (ImportError, AttributeError):
-            continue                                # not built yet: leave it out
-        maps.append((name, cls(depth=depth, n_components=n_components, random_state=0,
-                               **extra)))
-    return maps
+    # every map is shipped: a missing one (e.g. a source tree without its compiled
+    # extensions) is an error that says how to build, never a row silently left out
+    return [(name, getattr(fastntk, name)(depth=depth, n_components=n_components,
+                                          random_state=0, **extra))
+            for name, extra in wanted]
 
 
 def _run_one(estimator, data, task):
@@ -718,6 +734,15 @@ def make_parser():
     demo.add_argument("--n-components", type=_positive_int, default=1024)
     demo.add_argument("--depth", type=_positive_int, default=2)
     demo.set_defaults(handler=cmd_demo)
+
+    warm = sub.add_parser("warmup", help="compile every kernel into the cache, so that no "
+                          "request pays for compilation (run once, e.g. at image build)")
+    warm.add_argument("--cache-dir", default=None,
+                      help="where to cache compiled kernels (default: FASTNTK_CACHE_DIR, "
+                           "else NUMBA_CACHE_DIR, else ~/.cache/fastntk); a server finds "
+                           "them with the same FASTNTK_CACHE_DIR, read-only is fine")
+    warm.add_argument("--quiet", action="store_true")
+    warm.set_defaults(handler=cmd_warmup)
 
     fit = sub.add_parser("fit", help="train a model and save it",
                          description=__doc__.split("\n\n", 1)[1],

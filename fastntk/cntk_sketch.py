@@ -9,7 +9,6 @@ linear in the number of pixels (see :class:`CNTKSketch`).
 import math
 import numbers
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -22,7 +21,8 @@ from ._scaling import row_exponents, scale_rows
 from ._validation import check_array, check_memory, fit_method, validate_data
 from ._threading import effective_n_threads as _n_threads
 from ._threading import next_pow2 as _next_pow2
-from ._threading import numba_threads as _numba_threads
+from ._threading import current_threads as _current_threads
+from ._threading import limit as _limit_threads
 from .kernels import _conv_geometry as _map_sizes
 from .kernels import cntk_diagonals
 from .arccos import k0, k1
@@ -342,7 +342,7 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         # once and reused by every layer and batch (fresh pages cost ~20% at 64x64)
         buffers = [np.empty((batch * largest_map, m), dtype=dtype) for _ in range(4)]
         out = np.empty((n, m), dtype=dtype)
-        with _numba_threads(_n_threads(self.n_jobs)):
+        with _limit_threads(_n_threads(self.n_jobs)):
             for start in range(0, n, batch):
                 rows = X[start:start + batch]
                 rows = rows.toarray() if sp.issparse(rows) else rows
@@ -382,7 +382,7 @@ class CNTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         for h, args in enumerate(layers):
             n_pixels = phi.shape[0]
             kphi, t = kphi_buf[:n_pixels], t_buf[:n_pixels]
-            n_blocks = max(1, min(n_pixels, 4 * numba.get_num_threads()))
+            n_blocks = max(1, min(n_pixels, 4 * _current_threads()))
             _k.relu_sketch_layer(phi, psi, diagonals[h].reshape(-1), h + 1, *args, kphi, t,
                                  n_blocks)
             if h + 1 < self.depth:

@@ -61,7 +61,9 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 from .arccos import acos
 from ._scaling import row_exponents, scale_rows
 from ._validation import check_array
@@ -115,7 +117,7 @@ def _check_images(X, name):
 # ---------------------------------------------------------------------------
 # fully-connected NTK
 # ---------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _relu_layer_inplace(sigma, theta, nngp):
     """One layer of the unit-norm recursion on vectors of cosines (vectorisable loop).
 
@@ -131,7 +133,7 @@ def _relu_layer_inplace(sigma, theta, nngp):
         sigma[j] = k1
 
 
-@njit(cache=True)
+@jit
 def _unit_ntk_vector(t, depth, nngp):
     """K_L(t) (or k1^(L)(t) for the NNGP) for a vector of cosines t, in place.
 
@@ -145,7 +147,7 @@ def _unit_ntk_vector(t, depth, nngp):
     return t if nngp else theta
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp, at_zero):
     """NTK(x_i, y_j) for j >= start, in place on row i of the Gram matrix.
 
@@ -170,7 +172,7 @@ def _ntk_row(gram, i, start, norms_x, norms_y, depth, nngp, at_zero):
         row[where[c]] = scale[where[c]] * values[c]
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _ntk_from_gram(gram, norms_x, norms_y, depth, nngp):
     """Overwrite a Gram matrix <x_i, y_j> with NTK(x_i, y_j), in place."""
     at_zero = _unit_ntk_vector(np.zeros(1), depth, nngp)[0]
@@ -179,7 +181,7 @@ def _ntk_from_gram(gram, norms_x, norms_y, depth, nngp):
     return gram
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
     """Symmetric variant: computes the upper triangle, then mirrors it.
 
@@ -204,7 +206,7 @@ def _ntk_from_gram_symmetric(gram, norms, depth, nngp):
     return gram
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _ntk_dot_product_1d(t, depth, nngp):
     out = np.empty_like(t)
     block = 4096
@@ -216,7 +218,7 @@ def _ntk_dot_product_1d(t, depth, nngp):
 
 def _row_norms(X):
     if sp.issparse(X):
-        from ._sparsefuncs import csr_row_norms_sq
+        from ._compiled import csr_row_norms_sq
 
         X = X.tocsr()
         return np.sqrt(csr_row_norms_sq(X.data, X.indptr))
@@ -353,7 +355,7 @@ def _conv_geometry(height, width, filter_size, padding, depth):
     return sizes, 0
 
 
-@njit(cache=True)
+@jit
 def _box_filter(A, out_h, out_w, q, offset):
     """(1/q^2) sum over the q x q window of a 2-D map (zeros outside), per output pixel."""
     in_h, in_w = A.shape
@@ -373,7 +375,7 @@ def _box_filter(A, out_h, out_w, q, offset):
     return out
 
 
-@njit(cache=True)
+@jit
 def _image_diagonals(image, sizes, q, offset, out):
     """Write N^(h) of one image into out[h, :H_h, :W_h] for every layer h."""
     height, width, _ = image.shape
@@ -386,7 +388,7 @@ def _image_diagonals(image, sizes, q, offset, out):
         out[h, : sizes[h, 0], : sizes[h, 1]] = current
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _diagonals(images, sizes, q, offset):
     """N^(h) for every image and layer, stacked as (depth, n, max H_h, max W_h)."""
     n, height, width, _ = images.shape
@@ -429,7 +431,7 @@ def cntk_diagonals(X, *, depth, filter_size=3, padding="same"):
     return [np.ascontiguousarray(stacked[h, :, :hh, :ww]) for h, (hh, ww) in enumerate(sizes)]
 
 
-@njit(cache=True)
+@jit
 def _window_average(A, out_h, out_w, q, offset):
     """W[A]: (1/q^2) sum_delta A[p + delta, p' + delta] on a (h, w, h, w) pixel-pair array.
 
@@ -461,7 +463,7 @@ def _window_average(A, out_h, out_w, q, offset):
     return out
 
 
-@njit(cache=True)
+@jit
 def _relu_step(sigma, theta, nx, ny, same_image):
     """K, T of one layer from Sigma, Theta and the diagonals (all on one pixel grid).
 
@@ -496,7 +498,7 @@ def _relu_step(sigma, theta, nx, ny, same_image):
     return k_map, theta
 
 
-@njit(cache=True)
+@jit
 def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp, same_image):
     """CNTK of one pair of images: O(P^2) memory, O(P^2 q^2 L) time."""
     height, width, channels = x.shape
@@ -527,7 +529,7 @@ def _cntk_pair(x, y, diag_x, diag_y, sizes, q, offset, flatten, nngp, same_image
     return final.sum() / (n_pixels * n_pixels)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _cntk_pairs(X, Y, diag_x, diag_y, pairs, sizes, q, offset, flatten, nngp, symmetric):
     out = np.empty(pairs.shape[0])
     for k in prange(pairs.shape[0]):

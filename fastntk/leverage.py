@@ -26,7 +26,9 @@ import math
 import numbers
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import jit
 from sklearn.utils import check_random_state
 
 __all__ = ["sample_leverage_weights"]
@@ -44,7 +46,7 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _normal_quantile_guess(p):
     """Rough standard normal quantile for p in (0, 0.5] (Abramowitz & Stegun 26.2.23).
 
@@ -56,7 +58,7 @@ def _normal_quantile_guess(p):
     return num / den - t
 
 
-@njit(cache=True)
+@jit
 def _conditional_lower_quantile(v, s):
     """Solve F(x) = v for x <= 0, where F(x) = Phi(x) - x phi(x) / (s + 1) and v <= 1/2.
 
@@ -89,7 +91,7 @@ def _conditional_lower_quantile(v, s):
     return x
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def _conditional_quantile(u, s):
     """Quantile of the density (x^2 + s) phi(x) / (s + 1) at probability u in [0, 1).
 
@@ -101,7 +103,7 @@ def _conditional_quantile(u, s):
     return -_conditional_lower_quantile(max(1.0 - u, _TINY_PROBABILITY), s)
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _gibbs_sweeps(W, uniforms):
     """Run ``uniforms.shape[1]`` systematic-scan Gibbs sweeps on every chain, in place.
 

@@ -32,21 +32,21 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
+from ._jit import jit
 from ._exact_features import MonomialFeatures, monomial_dimension, sparse_linear_block
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._scaling import row_exponents, scale_rows
-from ._sparsefuncs import csr_row_norms_sq, csr_scale_rows
+from ._compiled import csr_row_norms_sq, csr_scale_rows
 from .polyfit import fit_nbytes, kernel_polynomial
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
-from ._threading import numba_threads as _numba_threads
+from ._threading import limit as _limit_threads
 from ._validation import check_memory, fit_method, validate_data
 
 __all__ = ["NTKSketch"]
@@ -265,7 +265,7 @@ class _TensorReduction:
         return out[:, 0]
 
 
-@njit(cache=True)
+@jit
 def _dense_row_norms_sq(X):
     """Squared row norms accumulated in float64, in column order (as the CSR helper)."""
     out = np.zeros(X.shape[0])
@@ -554,7 +554,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         out = np.empty((X.shape[0], width), dtype=X.dtype)
         norms_all = np.empty(X.shape[0])
         step = self._batch_size()
-        with _numba_threads(n_threads):
+        with _limit_threads(n_threads):
             for start in range(0, X.shape[0], step):
                 stop = min(start + step, X.shape[0])
                 U, norms = _normalized_rows(X[start:stop], n_threads)

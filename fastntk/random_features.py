@@ -12,7 +12,6 @@ NNGP ``Sigma_h`` and ``psi_h = [phi_h, TensorSRHT(psi_{h-1}, Phi0_h(phi_{h-1}))]
 ``phi_0 = psi_0 = x``.
 """
 import numbers
-from contextlib import nullcontext
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,9 +19,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
-from ._threading import effective_n_threads as _n_threads
 from .leverage import sample_leverage_weights
 from .sketches import CountSketch, TensorSRHT, unpack_codes
 from ._validation import check_memory, fit_method, validate_data
@@ -101,7 +98,10 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     random_state : int, RandomState instance or None, default=None
         Draws all weights and sketches at ``fit``.
     n_jobs : int or None, default=None
-        Threads of ``transform`` (matrix products and sketches); None uses every core.
+        Threads of the compiled sketches of ``transform``; None uses every core (small
+        batches use fewer).  The matrix products use the BLAS library's own threads,
+        which this never changes: they are a process-wide setting (set them once, e.g.
+        with ``OPENBLAS_NUM_THREADS`` or threadpoolctl, not per call).
 
     Attributes
     ----------
@@ -281,16 +281,12 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
-        # threadpoolctl costs tens of milliseconds a call: only use it when asked to
-        limits = nullcontext() if self.n_jobs is None else threadpool_limits(
-            limits=_n_threads(self.n_jobs), user_api="blas")
         codes = None
         if self.input_sketch_ is not None and sp.issparse(X):
             codes = unpack_codes(self.input_sketch_.codes_[:, 0])
-        with limits:
-            for start in range(0, X.shape[0], _BLOCK_ROWS):
-                stop = min(start + _BLOCK_ROWS, X.shape[0])
-                out[start:stop] = self._transform_block(X[start:stop], codes)[: stop - start]
+        for start in range(0, X.shape[0], _BLOCK_ROWS):
+            stop = min(start + _BLOCK_ROWS, X.shape[0])
+            out[start:stop] = self._transform_block(X[start:stop], codes)[: stop - start]
         return out
 
     def _sketch_input(self, X, codes):

@@ -36,8 +36,8 @@ from . import _hadamard
 from ._validation import check_array, check_memory, fit_method, validate_data
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
-from ._threading import numba_threads as _numba_threads
-from ._countsketch import (
+from ._threading import limit as _limit_threads
+from ._compiled import (
     countsketch_csr,
     countsketch_csr_hashed,
     countsketch_dense,
@@ -352,7 +352,7 @@ class SRHT(_BaseSketch):
         out = np.empty((n, 1, m), dtype=X.dtype)
         signs = self.signs_[None].astype(X.dtype)
         scale = X.dtype.type(np.sqrt(1.0 / m))
-        with _numba_threads(_effective_n_threads(self.n_jobs, n * self.n_pad_)):
+        with _limit_threads(_effective_n_threads(self.n_jobs, n * self.n_pad_)):
             for start, stop in _batches(n, self.n_pad_):
                 _srht_into(_rows(X, start, stop, writable=True), signs,
                            _writable(self.indices_)[None],
@@ -472,7 +472,7 @@ class TensorSRHT(_BaseSketch):
         idx_x, idx_y = _writable(self.indices_x_), _writable(self.indices_y_)
         fused = not (sp.issparse(X) or sp.issparse(Y))
         out = np.empty((n, m), dtype=dtype)
-        with _numba_threads(_effective_n_threads(self.n_jobs, n * (n_pad_x + n_pad_y))):
+        with _limit_threads(_effective_n_threads(self.n_jobs, n * (n_pad_x + n_pad_y))):
             for start, stop in _batches(n, n_pad_x + n_pad_y):
                 x = _rows(X, start, stop, writable=True)
                 y = _rows(Y, start, stop, writable=True)
@@ -669,7 +669,7 @@ class PolySketch(_BaseSketch):
             if not sp.issparse(X):
                 # Dense rows cost O(d p) each anyway: tabulate the hashes once per call.
                 codes = hashed_codes(self.leaf_keys_, X.shape[1], m)
-        with _numba_threads(n_threads):
+        with _limit_threads(n_threads):
             for start, stop in _batches(n, row_values):
                 rows = _rows(X, start, stop, writable=True)
                 block = out[start:stop]
