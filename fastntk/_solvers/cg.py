@@ -22,11 +22,13 @@ the targets); a path stops three alphas after its best.  The chosen pair is then
 on all rows, the held-out ones included.
 
 Memory: ``8 d m`` bytes for ``C`` (the limit below), ``E^T E`` (at most the sum of the
-squared non-zeros per row), two ``m x m`` arrays, the held-out rows, and a batch.
+squared non-zeros per row), two ``m x m`` arrays, the held-out rows, and a batch; while
+the alpha paths are scored, single-precision copies of ``C`` and ``T^T S T`` (half as
+much again).
 """
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.blas import dsymm, dsyr, dsyr2
+from scipy.linalg.blas import dsymm, dsyr, dsyr2, get_blas_funcs
 
 from . import RidgeSolution, register, widen_alphas
 from ._linalg import add_gram, eigh_psd
@@ -218,12 +220,20 @@ class _NormalEquations:
     """The centred normal equations of ``[E | gamma T]`` from the statistics.
 
     With ``include_held=True`` the held-out rows are added (as explicit rows), which is
-    the system of the final refit.
+    the system of the final refit.  With ``dtype=np.float32`` the two products that
+    dominate every iteration (with ``E^T S T`` and ``T^T S T``, read in full each time)
+    use single-precision copies: half the memory traffic, for path solves that stop at a
+    relative residual of 1e-3 anyway, far above single precision's rounding.  The
+    iterates and everything else stay in double precision.
     """
 
-    def __init__(self, stats, include_held):
+    def __init__(self, stats, include_held, dtype=np.float64):
         stats._merge()
         self.stats = stats
+        self.dtype = np.dtype(dtype)
+        self.cross = stats.cross.astype(dtype, copy=False)
+        self.gram_t = stats.gram_t.astype(dtype, order="F", copy=False)
+        self._symm = get_blas_funcs("symm", (self.gram_t,))
         held = stats.held_out() if include_held else None
         self.held = held
         d, m = stats.n_exact, stats.n_tail
@@ -259,13 +269,15 @@ class _NormalEquations:
         self._tail_eigen = None
 
     def tail_eigen(self):
-        """Eigenpairs of the centred training ``T^T S T`` (for the preconditioner)."""
+        """Eigenpairs of the centred training ``T^T S T`` (for the preconditioner); the
+        eigenvectors in the system's precision."""
         if self._tail_eigen is None:
             stats = self.stats
             gram = stats.gram_t.copy(order="F")
             if stats.fit_intercept and stats.n_tail:
                 gram = dsyr(-1.0 / stats.sum_w, stats.sum_t, a=gram, overwrite_a=1)
-            self._tail_eigen = eigh_psd(gram)
+            lam, V = eigh_psd(gram)
+            self._tail_eigen = lam, V.astype(self.dtype, copy=False)
         return self._tail_eigen
 
     def matvec(self, X, gamma, alpha):
@@ -277,9 +289,10 @@ class _NormalEquations:
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
             # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
-            top += gamma * (stats.cross @ B)
-            bottom += gamma * (stats.cross.T @ A)
-            bottom += gamma * gamma * dsymm(1.0, stats.gram_t, B, side=0, lower=0)
+            A_, B_ = A.astype(self.dtype), B.astype(self.dtype)
+            top += gamma * (self.cross @ B_)
+            bottom += gamma * (self.cross.T @ A_)
+            bottom += gamma * gamma * self._symm(1.0, self.gram_t, B_, side=0, lower=0)
         if self.held is not None:
             E, T, w = self.held
             u = np.asarray(E @ A) + (gamma * (T @ B) if gamma else 0.0)
@@ -302,7 +315,7 @@ class _NormalEquations:
         inv_e = 1.0 / np.maximum(self.diag_e + alpha, alpha)
         if self.stats.n_tail:
             lam, V = self.tail_eigen() if gamma else (None, None)
-            inv_t = 1.0 / (gamma * gamma * lam + alpha) if gamma else None
+            inv_t = (1.0 / (gamma * gamma * lam + alpha)).astype(V.dtype) if gamma else None
         else:
             V = None
 
@@ -310,7 +323,7 @@ class _NormalEquations:
             out = np.empty_like(R)
             out[:d] = R[:d] * inv_e[:, None]
             if V is not None:
-                out[d:] = V @ ((V.T @ R[d:]) * inv_t[:, None])
+                out[d:] = V @ ((V.T @ R[d:].astype(V.dtype)) * inv_t[:, None])
             else:
                 out[d:] = R[d:] / alpha
             return out
@@ -428,7 +441,7 @@ def solve_statistics(stats, spec, n_exact):
                          f"alpha and needs at least {_HOLDOUT_EVERY} rows with positive "
                          f"weight; use solver='dual' for smaller data")
     held = stats.held_out()
-    train_system = _NormalEquations(stats, include_held=False)
+    train_system = _NormalEquations(stats, include_held=False, dtype=np.float32)
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
     for g, gamma in enumerate(spec.gammas):
@@ -440,11 +453,14 @@ def solve_statistics(stats, spec, n_exact):
     alphas, _, k = widen_alphas(lambda new: path.scores(new, stop_early=False),
                                 spec.alphas, scores[g])
     alpha, gamma = float(alphas[k]), path.gamma
+    start = path.solutions[alpha]
+    lam, V = train_system.tail_eigen() if gamma else (None, None)
+    del best, path, train_system                       # free the single-precision copies
     full = _NormalEquations(stats, include_held=True)
     if gamma:
-        full._tail_eigen = train_system.tail_eigen()  # close enough to precondition
+        full._tail_eigen = lam, V.astype(np.float64)   # close enough to precondition
     X = _pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
-             full.rhs(gamma), path.solutions[alpha], _TOL_FINAL)
+             full.rhs(gamma), start, _TOL_FINAL)
     coef = X.copy()
     coef[n_exact:] *= gamma
     return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, gamma),
