@@ -26,6 +26,8 @@ _LAZY = {
     "CNTKSketch": "cntk_sketch",
     "NTKRidge": "ridge",
     "NTKRidgeClassifier": "ridge",
+    "save_model": "_persistence",
+    "load_model": "_persistence",
 }
 _SUBMODULES = ("arccos", "datasets", "kernels", "sketches", "leverage", "random_features",
                "ntk_sketch", "cntk_sketch", "polyfit", "ridge")

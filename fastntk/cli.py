@@ -382,15 +382,28 @@ def cmd_fit(args):
     return 0
 
 
-def cmd_predict(args):
+def _load_cli_model(path):
+    """The model and metadata of a file written by ``fastntk fit``, or a CommandError."""
     from ._persistence import load_model
 
+    model, meta = load_model(path)
+    if not (hasattr(model, "predict") and hasattr(model, "set_params")):
+        raise CommandError(f"{path} holds a {type(model).__name__}, not a fitted model "
+                           f"(a model file written by fastntk fit)")
+    missing = [k for k in ("task", "n_features") if k not in meta]
+    if missing or meta["task"] not in ("regression", "classification"):
+        raise CommandError(f"{path} is a model file without the metadata of fastntk fit "
+                           f"({', '.join(missing) or 'task'} missing or invalid)")
+    return model, meta
+
+
+def cmd_predict(args):
     if args.stream:
         return cmd_predict_stream(args)
     _check_input_file(Path(args.model), "model file")
     if args.out is not None:
         _check_writable(args.out, "--out")
-    model, meta = load_model(args.model)
+    model, meta = _load_cli_model(args.model)
     X, y, _ = read_data(args.data, n_features=meta["n_features"],
                         zero_based=meta.get("zero_based"))
     model.set_params(verbose=not args.quiet)
@@ -533,12 +546,10 @@ def _stream_predictions(args, model, meta, data, out):
 def cmd_predict_stream(args):
     """``fastntk predict --stream``: predictions written chunk by chunk as they come (a
     ``.npy`` output is written at the end, its header needing the row count)."""
-    from ._persistence import load_model
-
     _check_input_file(Path(args.model), "model file")
     if args.out is not None:
         _check_writable(args.out, "--out")
-    model, meta = load_model(args.model)
+    model, meta = _load_cli_model(args.model)
     model.set_params(verbose=False)
     to_npy = args.out is not None and str(args.out).endswith(".npy")
     if args.out is None:

@@ -1,0 +1,265 @@
+"""Model files: round trips, refusal of anything that could run code, atomic saves, the
+compatibility of files written by earlier versions, and the CLI's one-line errors."""
+import io
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.kernel_approximation import RBFSampler
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+import fastntk
+import fastntk._persistence as persistence
+from fastntk import (CNTKSketch, NTKRandomFeatures, NTKRidge, NTKRidgeClassifier,
+                     NTKSketch, load_model, save_model)
+from fastntk.cli import main
+from fastntk.sketches import SRHT, CountSketch, PolySketch, TensorSketch
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+ALPHAS = (0.1, 1.0, 10.0)
+
+rng = np.random.default_rng(0)
+X_SPARSE = sp.random(50, 400, density=0.03, format="csr", random_state=0)
+X_DENSE = rng.standard_normal((50, 6))
+IMAGES = rng.standard_normal((20, 4 * 4 * 2))
+Y = rng.standard_normal(50)
+
+
+def _models():
+    return [
+        (NTKRidge(NTKSketch(n_components=32, degree=3, random_state=0), alphas=ALPHAS),
+         X_SPARSE),
+        (NTKRidge(NTKSketch(n_components=32, degree=3, random_state=0), alphas=ALPHAS),
+         X_DENSE),
+        (NTKRidge(NTKSketch(n_components=16, depth=2, method="layerwise", random_state=0),
+                  alphas=ALPHAS), X_DENSE),
+        (NTKRidge(NTKRandomFeatures(n_components=32, input_sketch=100,
+                                    random_state=np.random.RandomState(3)),
+                  alphas=ALPHAS), X_SPARSE),
+        (NTKRidgeClassifier(NTKRandomFeatures(n_components=32, leverage=True,
+                                              random_state=0), alphas=ALPHAS), X_DENSE),
+        (NTKRidge(CNTKSketch(n_components=16, depth=2, image_shape=(4, 4, 2),
+                             random_state=0), alphas=ALPHAS), IMAGES),
+        (NTKRidge("exact", alphas=ALPHAS), X_SPARSE),
+        (NTKRidge(make_pipeline(StandardScaler(), RBFSampler(n_components=20,
+                                                              random_state=0)),
+                  alphas=ALPHAS), X_DENSE),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_models())))
+def test_every_model_round_trips(tmp_path, index):
+    model, X = _models()[index]
+    y = Y[:X.shape[0]]
+    model.fit(X, y > 0 if isinstance(model, NTKRidgeClassifier) else y)
+    path = tmp_path / "model.fastntk"
+    save_model(model, path, {"task": "x", "shape": (1, 2), "values": np.arange(3)})
+    loaded, meta = load_model(path)
+    assert meta["task"] == "x" and meta["shape"] == (1, 2)
+    np.testing.assert_array_equal(meta["values"], np.arange(3))
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with zipfile.ZipFile(path) as archive:  # arrays and JSON, no pickle anywhere
+        assert all(n == "model.json" or n.endswith(".npy") for n in archive.namelist())
+
+
+@pytest.mark.parametrize("estimator", [
+    NTKSketch(n_components=16, random_state=0), CountSketch(8, random_state=0),
+    SRHT(8, random_state=0), PolySketch(2, 8, random_state=0),
+    TensorSketch(2, 8, random_state=0)])
+def test_transformers_round_trip(tmp_path, estimator):
+    estimator.fit(X_SPARSE)
+    save_model(estimator, tmp_path / "m")
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta == {}
+    before, after = estimator.transform(X_SPARSE), loaded.transform(X_SPARSE)
+    if sp.issparse(before):
+        before, after = before.toarray(), after.toarray()
+    np.testing.assert_array_equal(after, before)
+
+
+def test_partial_fit_continues_after_a_round_trip(tmp_path):
+    model = NTKRidge(NTKSketch(n_components=16, random_state=0), alphas=ALPHAS)
+    model.partial_fit(X_DENSE[:30], Y[:30])
+    save_model(model, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    model.partial_fit(X_DENSE[30:], Y[30:])
+    loaded.partial_fit(X_DENSE[30:], Y[30:])
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
+
+
+def test_the_fixture_of_this_format_loads_and_predicts_the_same():
+    """Files saved by fastntk 0.1.0.dev0 (format 2): every later version must read them
+    (tests/data/make_model_fixture.py regenerates them)."""
+    expected = np.load(os.path.join(DATA, "model-format-2-expected.npz"))
+    X_sparse = sp.load_npz(os.path.join(DATA, "model-format-2-X_sparse.npz"))
+    for name, X in (("ridge_sketch_csr", X_sparse), ("classifier_rf", expected["X_dense"])):
+        model, meta = load_model(os.path.join(DATA, f"model-format-2-{name}.fastntk"))
+        assert meta["name"] == name
+        np.testing.assert_allclose(model.predict(X), expected[f"{name}_predictions"],
+                                   rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ nothing runs code
+class _RunsCode:
+    """Unpickling it creates the file named by ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _archive(path, tree, members=()):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(tree))
+        for name, data in members:
+            archive.writestr(name, data)
+
+
+def _header(model):
+    return {"format": "fastntk-model", "format_version": 2, "fastntk_version": "0",
+            "metadata": {"dict": []}, "encoding": "json", "model": model}
+
+
+def test_crafted_files_are_refused_without_running_code(tmp_path):
+    marker = tmp_path / "ran"
+    payload = pickle.dumps(_RunsCode(marker))
+    cases = {}
+    # a pickle, like the files of fastntk 0.1.0.dev0
+    cases["pickle"] = (payload, "can run code")
+    # a class outside the allow-list, named by module path
+    cases["class"] = (_header({"object": "os.system", "state": {"dict": []}}),
+                      "not one of the classes")
+    cases["builtins"] = (_header({"object": "builtins.eval", "state": {"dict": []}}),
+                         "not one of the classes")
+    # an array member holding a pickle (an object array)
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array([_RunsCode(marker)], dtype=object),
+                              allow_pickle=True)
+    cases["object array"] = (_header({"array": 0}), "array member",
+                             [("arrays/0.npy", buffer.getvalue())])
+    # a model stored as a pickle, without trusted=True
+    pickled = _header(None)
+    pickled["encoding"] = "pickle"
+    cases["pickled model"] = (pickled, "trusted=True", [("model.pkl", payload)])
+    for name, (content, message, *members) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            _archive(path, content, *members)
+        with pytest.raises(ValueError, match=message):
+            load_model(path)
+        assert not marker.exists(), name
+
+
+def test_a_pickle_needs_both_flags(tmp_path):
+    model = NTKRidge(FunctionTransformer(np.tanh), alphas=ALPHAS).fit(X_DENSE, Y)
+    with pytest.raises(ValueError, match="allow_pickle=True"):
+        save_model(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    save_model(model, tmp_path / "m", allow_pickle=True)
+    with pytest.raises(ValueError, match="trusted=True"):
+        load_model(tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m", trusted=True)
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
+
+
+# -------------------------------------------------------------------- atomic saves
+def test_an_interrupted_save_leaves_the_old_model_intact(tmp_path, monkeypatch):
+    old = NTKRidge(NTKSketch(n_components=16, random_state=0), alphas=ALPHAS).fit(X_DENSE, Y)
+    new = NTKRidge(NTKSketch(n_components=16, random_state=1), alphas=ALPHAS).fit(X_DENSE, Y)
+    path = tmp_path / "model.fastntk"
+    save_model(old, path)
+    content = path.read_bytes()
+    write_array = np.lib.format.write_array
+    calls = []
+
+    def interrupted(fp, array, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C half-way through the arrays
+            fp.write(b"partial")
+            raise KeyboardInterrupt
+        return write_array(fp, array, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(new, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == content
+    assert sorted(os.listdir(tmp_path)) == ["model.fastntk"]  # no temporary file left
+    loaded, _ = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), old.predict(X_DENSE))
+    save_model(new, path)
+    np.testing.assert_array_equal(load_model(path)[0].predict(X_DENSE),
+                                  new.predict(X_DENSE))
+
+
+def test_a_newer_format_is_refused_with_both_versions(tmp_path, monkeypatch):
+    save_model(NTKSketch(n_components=8).fit(X_DENSE), tmp_path / "m")
+    monkeypatch.setattr(persistence, "FORMAT_VERSION", 1)
+    with pytest.raises(persistence.ModelVersionError,
+                       match=r"saved by fastntk \S+ in model format 2; this fastntk \S+ "
+                             r"reads formats up to 1: upgrade fastntk"):
+        load_model(tmp_path / "m")
+
+
+# --------------------------------------------------------------- CLI: one-line errors
+def _cli_error(argv, capsys):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastntk: error:"), err
+    return lines[0]
+
+
+def test_cli_refuses_bad_model_files_in_one_line(tmp_path, capsys):
+    train = tmp_path / "train.npy"
+    np.save(train, np.column_stack([Y, X_DENSE]))
+    good = tmp_path / "good.fastntk"
+    assert main(["fit", str(train), "--task", "regression", "--n-components", "16",
+                 "--out", str(good), "--quiet"]) == 0
+    content = good.read_bytes()
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(content[:len(content) // 2])
+    assert "truncated or corrupt" in _cli_error(["predict", truncated, train], capsys)
+
+    with zipfile.ZipFile(good) as archive:
+        tree = json.loads(archive.read("model.json"))
+        members = [(n, archive.read(n)) for n in archive.namelist() if n != "model.json"]
+    for key, message in (("format_version", "no format_version"),
+                         ("fastntk_version", "no fastntk_version"),
+                         ("metadata", "no metadata")):
+        broken = dict(tree)
+        del broken[key]
+        path = tmp_path / f"no-{key}"
+        _archive(path, broken, members)
+        assert message in _cli_error(["predict", path, train], capsys)
+
+    no_cli_metadata = tmp_path / "no-cli-metadata"
+    save_model(NTKRidge(RBFSampler(n_components=8), alphas=ALPHAS).fit(X_DENSE, Y),
+               no_cli_metadata)
+    assert "without the metadata of fastntk fit" in _cli_error(
+        ["predict", no_cli_metadata, train], capsys)
+
+    transformer = tmp_path / "transformer"  # a valid header, then no estimator
+    save_model(NTKSketch(n_components=8).fit(X_DENSE), transformer,
+               {"task": "regression", "n_features": 6})
+    assert "not a fitted model" in _cli_error(["predict", transformer, train], capsys)
+    nothing = tmp_path / "nothing"
+    save_model(None, nothing, {"task": "regression", "n_features": 6})
+    assert "holds a NoneType" in _cli_error(["predict", nothing, train], capsys)
+    assert good.read_bytes() == content
+
+
+def test_public_names():
+    assert fastntk.save_model is save_model and fastntk.load_model is load_model
+    assert "NTKRidge" in persistence.CLASSES
