@@ -29,15 +29,21 @@ _LAZY = {
     "save_model": "_persistence",
     "load_model": "_persistence",
 }
+# public names that need an optional dependency (Dask): not in __all__, so that
+# ``from fastntk import *`` works without it
+_OPTIONAL = {
+    "bag_to_dask_array": "_dask",
+    "dask_transform": "_dask",
+}
 _SUBMODULES = ("arccos", "datasets", "kernels", "sketches", "leverage", "random_features",
-               "ntk_sketch", "cntk_sketch", "polyfit", "ridge")
+               "ntk_sketch", "cntk_sketch", "polyfit", "ridge", "streaming")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+    if name in _LAZY or name in _OPTIONAL:
+        module = importlib.import_module(f".{_LAZY.get(name) or _OPTIONAL[name]}", __name__)
         value = getattr(module, name)
         globals()[name] = value
         return value

@@ -280,18 +280,21 @@ class _BaseNTKRidge(BaseEstimator):
         self.n_samples_seen_ = seen + X.shape[0]
         return self
 
-    def _stream_plan(self, alphas, gammas, feature_map, X, Y, sample_weight):
-        """``(solver name, solver module, spec, design)`` of a fit from pieces of rows.
-
-        Decided on the first piece (``X``, ``Y``, ``sample_weight``): fitting from chunks
-        or a Dask array reduces every piece to the statistics of a streaming solver.
-        """
+    def _check_streamable(self):
+        """ValueError unless this model can be fitted from pieces of rows."""
         if not _is_streaming(self):
             raise ValueError(f"feature_map={self.feature_map!r} (exact kernel ridge) needs "
                              f"all the rows at once (an n x n kernel); fitting from chunks "
                              f"or a Dask array takes a feature map")
         if self.solver not in ("auto", *STREAMING):
             get_streaming(self.solver)                   # raises, naming the way out
+
+    def _stream_plan(self, alphas, gammas, feature_map, X, Y, sample_weight):
+        """``(solver name, solver module, spec, design)`` of a fit from pieces of rows.
+
+        Decided on the first piece (``X``, ``Y``, ``sample_weight``): fitting from chunks
+        or a Dask array reduces every piece to the statistics of a streaming solver.
+        """
         design = self._design(feature_map, X, Y, sample_weight, None)
         solver = self._choose_solver(design, streaming=True)
         module = get_streaming(solver)
@@ -309,6 +312,7 @@ class _BaseNTKRidge(BaseEstimator):
         time.
         """
         alphas, gammas = self._check_params()
+        self._check_streamable()
         feature_map = stats = None
         seen = 0
         with self._progress(None, "features + statistics") as bar:

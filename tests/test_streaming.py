@@ -5,6 +5,9 @@ statistics of row ranges merged in any grouping must equal one pass, and the rea
 hold one chunk at a time.
 """
 import gzip
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,6 +134,17 @@ def test_merged_statistics_equal_one_pass(kind, solver):
     np.testing.assert_allclose(merged.scores, whole.scores, rtol=1e-7)
     if solver == "cg":
         assert merged.state.n_held == whole.state.n_held == 120
+
+
+def test_in_memory_fits_never_import_dask():
+    """Dask is optional: only a Dask collection brings its module in."""
+    code = ("import sys, numpy as np; from fastntk import NTKRidge, NTKSketch; "
+            "X = np.random.default_rng(0).random((60, 3)); "
+            "NTKRidge(NTKSketch(n_components=16, random_state=0)).fit(X, X[:, 0]).predict(X); "
+            "loaded = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]; "
+            "assert not loaded, loaded")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
 
 
 # ---------------------------------------------------------------------------- readers

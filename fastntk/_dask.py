@@ -1,0 +1,281 @@
+"""Dask backend of :class:`fastntk.NTKRidge` and :class:`fastntk.NTKRidgeClassifier`.
+
+Imported only when a Dask collection is given to ``fit``, ``predict`` or
+``decision_function`` (or by the helpers :func:`bag_to_dask_array` and
+:func:`dask_transform`), so fastntk without Dask installed is unchanged.
+
+A fit is a map-reduce: every row chunk (a partition) of ``X`` is turned into the
+statistics of a streaming solver ("primal" or "cg": sums over rows, of a size that does
+not depend on the number of rows) on the workers, each partition at its global row offset
+(the cg solver's held-out fold is chosen by global row index); the statistics are added
+by a tree reduction (:data:`SPLIT_EVERY` at a time, in row order) and solved on the
+client.  The tasks are pure and a merge never modifies its inputs, so a task that is
+recomputed (a worker lost mid-fit: ``dask.distributed`` reschedules its tasks) gives the
+same statistics; an error in a task is raised by ``fit``, which then leaves the model
+unchanged.  Memory per worker: a partition (and its features, ``batch_size`` rows at a
+time) plus up to ``SPLIT_EVERY + 1`` statistics objects while merging.
+
+Predictions of a dask array are a lazy dask array, chunk by chunk (``map_blocks``).
+"""
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone, is_classifier
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from ._solvers import Design, get_streaming
+from ._validation import check_array
+from .ridge import _feature_blocks, _targets_2d
+
+__all__ = ["fit", "predict", "dask_transform", "bag_to_dask_array", "SPLIT_EVERY"]
+
+#: Statistics objects merged by one task of the tree reduction (its depth is
+#: ``ceil(log_SPLIT_EVERY(n_partitions))``).  Small, since the cg solver's statistics of
+#: wide exact blocks are large (``8 d m`` bytes for the cross block).
+SPLIT_EVERY = 4
+
+
+def _as_row_chunked(X, name="X"):
+    """``X`` as a 2-D dask array with one chunk across the columns."""
+    if not isinstance(X, da.Array):
+        hint = (" (a dask.bag of texts: vectorise it first, e.g. with "
+                "fastntk.bag_to_dask_array(bag, HashingVectorizer(...).transform))"
+                if type(X).__module__.startswith("dask.bag") else "")
+        raise ValueError(f"{name} must be a dask.array, got {type(X).__name__}{hint}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got a dask array of shape {X.shape}")
+    if X.numblocks[1] != 1:
+        # row chunks only: a chunk must hold whole rows for the feature map
+        X = X.rechunk({1: -1})
+    return X
+
+
+def _aligned(v, row_chunks, name):
+    """``v`` (NumPy or Dask, 1-D or 2-D) as a dask array chunked like the rows of X."""
+    n_rows = sum(row_chunks)
+    if v.shape[0] != n_rows:
+        raise ValueError(f"{name} has {v.shape[0]} rows, X has {n_rows}")
+    chunks = {0: row_chunks, **({1: -1} if v.ndim == 2 else {})}
+    if isinstance(v, da.Array):
+        return v.rechunk(chunks)
+    return da.from_array(np.asarray(v), chunks=(row_chunks, *v.shape[1:]))
+
+
+class _Partition:
+    """What every partition task needs: the fitted feature map and the solver's plan."""
+
+    def __init__(self, feature_map, solver, spec, design, n_features, encode):
+        self.feature_map = feature_map
+        self.solver = solver
+        self.spec = spec
+        self.batch_size = design.batch_size
+        self.widths = (design.n_exact, design.n_tail, design.sparse_exact)
+        self.n_targets = design.n_targets
+        self.n_features = n_features
+        self.encode = encode
+
+    def empty(self):
+        """Statistics of no rows."""
+        design = Design(None, None, np.zeros((0, self.n_targets)), np.zeros(0),
+                        self.batch_size, *self.widths)
+        return get_streaming(self.solver).accumulate(design, self.spec)
+
+    def statistics(self, X, y, sample_weight, offset):
+        """Statistics of one partition, whose first row is row ``offset`` of X."""
+        if X.shape[0] == 0:
+            return self.empty()
+        X = check_array(X, accept_sparse="csr", dtype=(np.float64, np.float32))
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"a partition of X has {X.shape[1]} features, the first one "
+                             f"{self.n_features}")
+        if self.encode is None:
+            Y = _targets_2d(check_array(y, ensure_2d=False, dtype=np.float64,
+                                        input_name="y"))
+        else:
+            Y = self.encode(np.asarray(y))
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        design = Design(lambda rows: _feature_blocks(self.feature_map, rows), X, Y,
+                        sample_weight, self.batch_size, *self.widths, row_offset=offset)
+        return get_streaming(self.solver).accumulate(design, self.spec)
+
+
+def _partition_statistics(task, X, y, sample_weight, offset):
+    return task.statistics(X, y, sample_weight, offset)
+
+
+def _merge(task, *parts):
+    """The sum of ``parts`` (consecutive row ranges, in order) in a new object: inputs
+    are never modified, so a recomputed task cannot count rows twice."""
+    total = task.empty()
+    for part in parts:
+        total.merge(part)
+    return total
+
+
+def _tree_reduce(task, parts):
+    merge = dask.delayed(_merge, pure=True)
+    while len(parts) > 1:
+        parts = [merge(task, *parts[i:i + SPLIT_EVERY])
+                 for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0]
+
+
+def fit(estimator, X, y, sample_weight=None):
+    """``estimator.fit(X, y, sample_weight)`` for a dask array ``X`` (see the module)."""
+    X = _as_row_chunked(X)
+    row_chunks = X.chunks[0]
+    if any(np.isnan(c) for c in row_chunks):
+        raise ValueError("X has chunks of unknown size (NaN): call X.compute_chunk_sizes() "
+                         "first (the held-out rows are chosen by global row index), or "
+                         "build it with known sizes (fastntk.bag_to_dask_array does)")
+    if y is None:
+        raise ValueError("y is required")
+    y = _aligned(y, row_chunks, "y")
+    weights = (None if sample_weight is None
+               else _aligned(sample_weight, row_chunks, "sample_weight"))
+    fitted = clone(estimator)
+    alphas, gammas = fitted._check_params()
+    fitted._check_streamable()
+    encode = None
+    if is_classifier(fitted):
+        from sklearn.utils.multiclass import check_classification_targets
+
+        classes = da.unique(y).compute()                  # one pass over y only
+        check_classification_targets(classes)
+        fitted.classes_ = classes
+        fitted._check_two_classes()
+        n_targets, encode = classes.shape[0], fitted._one_hot
+    else:
+        n_targets = 1 if y.ndim == 1 else y.shape[1]
+    # the feature map is fitted on the first partition, as by fit_stream
+    first = next((k for k, size in enumerate(row_chunks) if size > 0), None)
+    if first is None:
+        raise ValueError("X has no rows")
+    X_first = fitted._validate_X(X.blocks[first].compute(), reset=True)
+    feature_map = fitted._new_feature_map(X_first)
+    n = X_first.shape[0]
+    solver, _, spec, design = fitted._stream_plan(
+        alphas, gammas, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))
+    task = dask.delayed(_Partition(feature_map, solver, spec, design, X_first.shape[1],
+                                   encode), traverse=False)
+    offsets = np.concatenate([[0], np.cumsum(row_chunks)[:-1]]).astype(int)
+    X_parts = X.to_delayed().ravel()
+    y_parts = y.to_delayed().ravel()
+    w_parts = [None] * len(X_parts) if weights is None else weights.to_delayed().ravel()
+    partition = dask.delayed(_partition_statistics, pure=True)
+    parts = [partition(task, *blocks, int(offset))
+             for *blocks, offset in zip(X_parts, y_parts, w_parts, offsets)]
+    statistics = _tree_reduce(task, parts).compute()
+    solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_exact)
+    solution.state = None                                 # as fit: statistics are freed
+    fitted.feature_map_ = feature_map
+    fitted._set_solution(solution, solver)
+    fitted.n_samples_seen_ = int(sum(row_chunks))
+    if not is_classifier(fitted):
+        fitted._set_output_shape(np.empty((0,) * y.ndim))
+    return estimator._adopt(fitted)
+
+
+def _zero_row(X):
+    """One row of zeros of X's kind (CSR or dense) and dtype."""
+    if sp.issparse(X._meta):
+        return sp.csr_matrix((1, X.shape[1]), dtype=X.dtype)
+    return np.zeros((1, X.shape[1]), dtype=X.dtype)
+
+
+def _apply(block, function, out_shape, out_dtype):
+    if block.shape[0] == 0:
+        return np.empty((0, *out_shape), dtype=out_dtype)
+    return function(block)
+
+
+def _map_rows(function, X):
+    """``function`` (rows -> 1-D or 2-D array) on every row chunk of X, lazily."""
+    X = _as_row_chunked(X)
+    probe = function(_zero_row(X))                        # the output's shape and type
+    out_shape = probe.shape[1:]
+    kwargs = dict(dtype=probe.dtype, meta=probe[:0], out_shape=out_shape,
+                  out_dtype=probe.dtype)
+    if probe.ndim == 1:
+        return X.map_blocks(_apply, function, drop_axis=1, chunks=(X.chunks[0],), **kwargs)
+    return X.map_blocks(_apply, function, chunks=(X.chunks[0], (probe.shape[1],)),
+                        **kwargs)
+
+
+def predict(estimator, X, method):
+    """``estimator.<method>(X)`` as a lazy dask array, computed chunk by chunk."""
+    check_is_fitted(estimator, "intercept_")
+    return _map_rows(getattr(estimator, method), X)
+
+
+def dask_transform(transformer, X):
+    """``transformer.transform(X)`` of a dask array X, as a lazy dask array.
+
+    Parameters
+    ----------
+    transformer : fitted transformer (e.g. fastntk.NTKSketch)
+    X : dask.array of shape (n_samples, n_features)
+        Row chunks, dense or scipy.sparse (columns are rechunked into one).
+
+    Returns
+    -------
+    dask.array of shape (n_samples, n_features_out)
+        Chunks as ``transformer.transform`` returns them (dense, or CSR for
+        fastntk.NTKSketch fitted on sparse input).
+    """
+    check_is_fitted(transformer)
+    return _map_rows(transformer.transform, X)
+
+
+def _apply_to_items(function, items):
+    return function(list(items))
+
+
+def bag_to_dask_array(bag, function):
+    """A dask array of ``function(items)`` for every partition of a ``dask.bag``.
+
+    For a bag of texts, ``function`` is a vectorizer's ``transform`` (a stateless one
+    such as sklearn's ``HashingVectorizer``, or one fitted beforehand), giving a dask
+    array of CSR chunks that :class:`fastntk.NTKRidge` fits on; for the bag of their
+    labels, ``np.asarray``.  Rows keep the bag's order, one chunk per partition.  The
+    partition sizes are counted first (a pass over the bag, not through ``function``),
+    as a fit needs every chunk's global row offset.
+
+    Parameters
+    ----------
+    bag : dask.bag.Bag
+    function : callable
+        ``function(list_of_items) -> array`` (dense or scipy.sparse, one row per item).
+
+    Returns
+    -------
+    dask.array
+
+    Examples
+    --------
+    >>> import dask.bag as db, numpy as np
+    >>> from sklearn.feature_extraction.text import HashingVectorizer
+    >>> from fastntk import bag_to_dask_array
+    >>> records = db.from_sequence([("good film", 1), ("bad plot", 0)] * 50, npartitions=4)
+    >>> hashing = HashingVectorizer(n_features=2**12, alternate_sign=False)
+    >>> X = bag_to_dask_array(records.pluck(0), hashing.transform)
+    >>> y = bag_to_dask_array(records.pluck(1), np.asarray)
+    >>> X.shape, y.shape
+    ((100, 4096), (100,))
+    """
+    import dask.bag as db
+
+    if not isinstance(bag, db.Bag):
+        raise ValueError(f"bag must be a dask.bag.Bag, got {type(bag).__name__}")
+    lengths = bag.map_partitions(lambda items: [sum(1 for _ in items)]).compute()
+    probe = function(list(bag.take(1, npartitions=-1)))
+    if probe.shape[0] != 1:
+        raise ValueError(f"function must give one row per item; one item gave "
+                         f"{probe.shape[0]}")
+    parts = [da.from_delayed(dask.delayed(_apply_to_items, pure=True)(function, part),
+                             shape=(length, *probe.shape[1:]), dtype=probe.dtype,
+                             meta=probe[:0])
+             for part, length in zip(bag.to_delayed(), lengths)]
+    return da.concatenate(parts, axis=0)
