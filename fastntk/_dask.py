@@ -4,19 +4,24 @@ Imported only when a Dask collection is given to ``fit``, ``predict`` or
 ``decision_function`` (or by the helpers :func:`bag_to_dask_array` and
 :func:`dask_transform`), so fastntk without Dask installed is unchanged.
 
-A fit is a map-reduce: every row chunk (a partition) of ``X`` is turned into the
-statistics of a streaming solver ("primal" or "cg": sums over rows, of a size that does
-not depend on the number of rows) on the workers, each partition at its global row offset
-(the cg solver's held-out fold is chosen by global row index); the statistics are added
-by a tree reduction (:data:`SPLIT_EVERY` at a time, in row order) and solved on the
-client.  The tasks are pure and a merge never modifies its inputs, so a task that is
-recomputed (a worker lost mid-fit: ``dask.distributed`` reschedules its tasks) gives the
-same statistics; an error in a task is raised by ``fit``, which then leaves the model
-unchanged.  Memory per worker: a partition (and its features, ``batch_size`` rows at a
-time) plus up to ``SPLIT_EVERY + 1`` statistics objects while merging.
+A fit is a map-reduce over the row chunks (partitions) of ``X``.  Every partition is
+turned into the statistics of a streaming solver ("primal" or "cg": sums over rows, of a
+size independent of the number of rows) at its global row offset (the cg solver's
+held-out fold is chosen by global row index).  The partitions are split into as many
+contiguous runs as the cluster has worker threads; a run adds its partitions one after
+the other into one statistics object (so a worker holds one object per thread, not one
+per partition: the cg solver's are ``8 d m`` bytes), then the runs' objects are added
+pairwise by a tree reduction, in row order, and the sum is solved on the client.
+
+A task updates the statistics object it receives, which no other task uses; so an error
+in a task fails the fit (``fit`` raises and leaves the model unchanged), and a worker lost
+mid-fit has its tasks recomputed by ``dask.distributed`` from their inputs (the runs it
+held restart from their first partition): never a model of part of the rows.
 
 Predictions of a dask array are a lazy dask array, chunk by chunk (``map_blocks``).
 """
+import os
+
 import dask
 import dask.array as da
 import numpy as np
@@ -28,12 +33,7 @@ from ._solvers import Design, get_streaming
 from ._validation import check_array
 from .ridge import _feature_blocks, _targets_2d
 
-__all__ = ["fit", "predict", "dask_transform", "bag_to_dask_array", "SPLIT_EVERY"]
-
-#: Statistics objects merged by one task of the tree reduction (its depth is
-#: ``ceil(log_SPLIT_EVERY(n_partitions))``).  Small, since the cg solver's statistics of
-#: wide exact blocks are large (``8 d m`` bytes for the cross block).
-SPLIT_EVERY = 4
+__all__ = ["fit", "predict", "dask_transform", "bag_to_dask_array"]
 
 
 def _as_row_chunked(X, name="X"):
@@ -81,10 +81,13 @@ class _Partition:
                         self.batch_size, *self.widths)
         return get_streaming(self.solver).accumulate(design, self.spec)
 
-    def statistics(self, X, y, sample_weight, offset):
-        """Statistics of one partition, whose first row is row ``offset`` of X."""
+    def add(self, statistics, X, y, sample_weight, offset):
+        """``statistics`` (None: new ones) plus those of one partition, whose first row
+        is row ``offset`` of X; updated in place."""
+        if statistics is None:
+            statistics = self.empty()
         if X.shape[0] == 0:
-            return self.empty()
+            return statistics
         X = check_array(X, accept_sparse="csr", dtype=(np.float64, np.float32))
         if X.shape[1] != self.n_features:
             raise ValueError(f"a partition of X has {X.shape[1]} features, the first one "
@@ -98,28 +101,42 @@ class _Partition:
                                              ensure_non_negative=True)
         design = Design(lambda rows: _feature_blocks(self.feature_map, rows), X, Y,
                         sample_weight, self.batch_size, *self.widths, row_offset=offset)
-        return get_streaming(self.solver).accumulate(design, self.spec)
+        return get_streaming(self.solver).accumulate(design, self.spec, statistics)
 
 
-def _partition_statistics(task, X, y, sample_weight, offset):
-    return task.statistics(X, y, sample_weight, offset)
+def _add_partition(task, statistics, X, y, sample_weight, offset):
+    return task.add(statistics, X, y, sample_weight, offset)
 
 
-def _merge(task, *parts):
-    """The sum of ``parts`` (consecutive row ranges, in order) in a new object: inputs
-    are never modified, so a recomputed task cannot count rows twice."""
-    total = task.empty()
-    for part in parts:
-        total.merge(part)
-    return total
+def _merge_pair(first, second):
+    """``first`` plus ``second`` (the rows that follow), in place."""
+    return first.merge(second)
 
 
-def _tree_reduce(task, parts):
-    merge = dask.delayed(_merge, pure=True)
-    while len(parts) > 1:
-        parts = [merge(task, *parts[i:i + SPLIT_EVERY])
-                 for i in range(0, len(parts), SPLIT_EVERY)]
-    return parts[0]
+def _n_runs(n_partitions):
+    """Worker threads of the current client (else of Dask's local scheduler)."""
+    try:
+        from distributed import default_client
+        threads = sum(default_client().nthreads().values())
+    except (ImportError, ValueError):                     # no distributed client
+        threads = os.cpu_count() or 1
+    return max(1, min(threads, n_partitions))
+
+
+def _statistics_graph(task, blocks, offsets):
+    """The delayed sum of every partition's statistics (see the module docstring)."""
+    add = dask.delayed(_add_partition, pure=True)
+    merge = dask.delayed(_merge_pair, pure=True)
+    runs = []
+    for run in np.array_split(np.arange(len(offsets)), _n_runs(len(offsets))):
+        statistics = None
+        for k in run:
+            statistics = add(task, statistics, *blocks[k], int(offsets[k]))
+        runs.append(statistics)
+    while len(runs) > 1:
+        runs = [merge(*runs[i:i + 2]) if i + 1 < len(runs) else runs[i]
+                for i in range(0, len(runs), 2)]
+    return runs[0]
 
 
 def fit(estimator, X, y, sample_weight=None):
@@ -164,10 +181,8 @@ def fit(estimator, X, y, sample_weight=None):
     X_parts = X.to_delayed().ravel()
     y_parts = y.to_delayed().ravel()
     w_parts = [None] * len(X_parts) if weights is None else weights.to_delayed().ravel()
-    partition = dask.delayed(_partition_statistics, pure=True)
-    parts = [partition(task, *blocks, int(offset))
-             for *blocks, offset in zip(X_parts, y_parts, w_parts, offsets)]
-    statistics = _tree_reduce(task, parts).compute()
+    blocks = list(zip(X_parts, y_parts, w_parts))
+    statistics = _statistics_graph(task, blocks, offsets).compute()
     solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_exact)
     solution.state = None                                 # as fit: statistics are freed
     fitted.feature_map_ = feature_map
