@@ -23,7 +23,9 @@ layout of the file and of the estimators' saved state).  fastntk reads every fil
 format version is at most its own; a release that changes what an estimator stores, or
 how its features are computed from what it stores, raises the format version and reads
 the older versions it can convert, refusing the others with a message that names both
-versions.  A file written by a newer format version is refused the same way.
+versions.  A file written by a newer format version is refused the same way.  Within a
+format version, a constructor parameter added by a later release takes its default
+value when an older file is loaded.
 
 Saving is atomic: the archive is written to a temporary file in the target directory,
 flushed to disk, and renamed over the target, so an interrupted save (Ctrl-C, a full disk,
@@ -268,13 +270,28 @@ class _Decoder:
                 self.fail(f"attributes of {name} are not a dict")
             cls = _class_of(name)
             obj = cls.__new__(cls)
-            obj.__dict__.update(state)
+            obj.__dict__.update(_with_new_parameters(cls, state))
             return obj
         self.fail(f"unknown entry {kind!r}")
 
     def _key(self, node):
         key = self(node)
         return tuple(key) if isinstance(key, list) else key
+
+
+def _with_new_parameters(cls, state):
+    """``state`` with the defaults of constructor parameters it lacks: an estimator saved
+    before a release added a parameter loads with that parameter's default."""
+    names = getattr(cls, "_get_param_names", None)
+    if names is None:
+        return state
+    import inspect
+
+    signature = inspect.signature(cls.__init__)
+    missing = {name: signature.parameters[name].default for name in names()
+               if name not in state and name in signature.parameters
+               and signature.parameters[name].default is not inspect.Parameter.empty}
+    return {**missing, **state}
 
 
 # ------------------------------------------------------------------------ public API

@@ -18,10 +18,12 @@ import os
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import _assert_all_finite
 from sklearn.utils.validation import check_array as _sklearn_check_array
 from sklearn.utils.validation import validate_data as _sklearn_validate_data
 
-__all__ = ["check_sparse_structure", "canonical_csr", "validate_data", "check_array",
+__all__ = ["check_sparse_structure", "canonical_csr", "validate_data", "validate_rows",
+           "check_array",
            "fit_method", "check_memory"]
 
 
@@ -180,6 +182,41 @@ def validate_data(estimator, X, *, reset, **kwargs):
         check_sparse_structure(X)
     X = _sklearn_validate_data(estimator, X, reset=reset, **kwargs)
     return canonical_csr(X) if sp.issparse(X) else X
+
+
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def validate_rows(estimator, X, **kwargs):
+    """:func:`validate_data` with ``reset=False`` for new rows, with a fast path.
+
+    A request of a server is usually a 2-D float32/float64 ndarray (C-ordered) or CSR
+    matrix of the fitted width: for it, scikit-learn's checks reduce to the width, the
+    finiteness and (for CSR) the index structure, done here directly in a few
+    microseconds instead of a few hundred.  Anything else (lists, dataframes, other
+    dtypes or formats, an estimator fitted with feature names, zero rows) goes through
+    :func:`validate_data` with ``kwargs``, which gives the same result and messages.
+
+    Returns
+    -------
+    ndarray or canonical CSR matrix
+    """
+    sparse = sp.issparse(X)
+    simple = (
+        (sparse and X.format == "csr" and kwargs.get("accept_sparse")) or
+        (type(X) is np.ndarray and X.flags.c_contiguous)
+    ) and X.ndim == 2 and X.dtype in _FLOATS and X.shape[0] > 0 and (
+        not hasattr(estimator, "feature_names_in_"))
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not simple or n_features is None or X.shape[1] != n_features:
+        return validate_data(estimator, X, reset=False, **kwargs)
+    if sparse:
+        check_sparse_structure(X)
+        X = canonical_csr(X)
+    values = X.data if sparse else X
+    if not np.isfinite(values).all():  # sklearn's own message
+        _assert_all_finite(values, input_name="X", estimator_name=type(estimator).__name__)
+    return X
 
 
 def check_array(X, *, input_name="X", **kwargs):

@@ -47,7 +47,7 @@ from .polyfit import fit_nbytes, kernel_polynomial
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
 from ._threading import limit as _limit_threads
-from ._validation import check_memory, fit_method, validate_data
+from ._validation import check_memory, fit_method, validate_data, validate_rows
 
 __all__ = ["NTKSketch"]
 
@@ -221,7 +221,8 @@ class _PolynomialSketch:
         """
         args = (self.blk_deg, self.blk_off, self.blk_m, self.blk_w,
                 self.blk_coef.astype(out.dtype), self.blk_leaf0, self.blk_node0,
-                self.leaf_keys, self.leaf_codes, self.node_signs.astype(out.dtype),
+                # int8 signs: a float copy per call costs more than a one-row sketch
+                self.leaf_keys, self.leaf_codes, self.node_signs,
                 self.node_idx, normalize, out)
         if sp.issparse(X):
             poly_map_csr(X.data, X.indices, X.indptr, *args)
@@ -545,8 +546,16 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             ``[exact block | sketched tail]``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"),
-                          dtype=(np.float64, np.float32), order="C", reset=False)
+        X = validate_rows(self, X, accept_sparse=("csr", "csc", "coo"),
+                          dtype=(np.float64, np.float32), order="C")
+        return self._validated_blocks(X)
+
+    def _validated_blocks(self, X):
+        """:meth:`transform_blocks` of rows already validated (a float32/float64 ndarray
+        or canonical CSR of the fitted width): learners that validated their input call
+        this, so that a request is checked once."""
+        if not sp.issparse(X):
+            X = np.ascontiguousarray(X)
         if self.sparse_output_ and not sp.issparse(X):
             X = sp.csr_matrix(X)
         width = self._n_sketched + (0 if self.sparse_output_ else self.n_exact_features_)
@@ -557,7 +566,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         with _limit_threads(n_threads):
             for start in range(0, X.shape[0], step):
                 stop = min(start + step, X.shape[0])
-                U, norms = _normalized_rows(X[start:stop], n_threads)
+                # slicing costs more than the kernels for a request of one row
+                rows = X if stop - start == X.shape[0] else X[start:stop]
+                U, norms = _normalized_rows(rows, n_threads)
                 out[start:stop] = self._transform_unit(U)
                 out[start:stop] *= norms[:, None].astype(X.dtype)
                 norms_all[start:stop] = norms

@@ -22,13 +22,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from .leverage import sample_leverage_weights
 from .sketches import CountSketch, TensorSRHT, unpack_codes
-from ._validation import check_memory, fit_method, validate_data
+from ._validation import check_memory, fit_method, validate_data, validate_rows
 
 __all__ = ["NTKRandomFeatures"]
 
-# Rows are transformed in blocks of exactly this many (the last one zero-padded): BLAS
-# matrix products give bit-identical rows only when called on the same shape, and this
-# bounds the memory of the intermediate features.
+# Rows are transformed in blocks of at most this many, which bounds the memory of the
+# intermediate features; dense matrix products are always called on blocks of exactly
+# this many rows (zero-padded): BLAS gives bit-identical rows only when called on the
+# same shape.  Sparse products (CSR input) sum each row's terms in column order, the same
+# whatever the other rows: they are never padded, so a one-row request costs one row.
 _BLOCK_ROWS = 256
 
 # ``input_sketch="auto"``: widest input multiplied by Gaussian matrices directly.
@@ -124,9 +126,10 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     Notes
     -----
-    All matrix products run in float64, in blocks of exactly 256 rows: with OpenBLAS the
-    float32 product gives a row different last bits depending on its position in the
-    batch.  float32 input yields float32 output.
+    All matrix products run in float64; dense ones in blocks of exactly 256 rows: with
+    OpenBLAS the product gives a row different last bits depending on the shape of the
+    call.  Sparse input is multiplied row by row (no padding: a one-row CSR request at
+    depth 1 costs one row).  float32 input yields float32 output.
 
     Dense and sparse input of the same values give the same features up to rounding, not
     bit for bit: ``X @ W`` is a BLAS product for dense rows and a sparse product (its
@@ -279,33 +282,42 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             float32 if ``X`` is float32, else float64.
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        return self._validated_blocks(validate_rows(self, X, accept_sparse="csr",
+                                                    dtype=(np.float64, np.float32)))[1]
+
+    def _validated_blocks(self, X):
+        """``(None, transform(X))`` for rows already validated (a float32/float64
+        ndarray or canonical CSR of the fitted width): learners that validated their
+        input call this, so that a request is checked once."""
         out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         codes = None
         if self.input_sketch_ is not None and sp.issparse(X):
-            codes = unpack_codes(self.input_sketch_.codes_[:, 0])
+            codes = self.input_sketch_.codes_[:, 0]
         for start in range(0, X.shape[0], _BLOCK_ROWS):
             stop = min(start + _BLOCK_ROWS, X.shape[0])
-            out[start:stop] = self._transform_block(X[start:stop], codes)[: stop - start]
-        return out
+            rows = X if stop - start == X.shape[0] else X[start:stop]
+            out[start:stop] = self._transform_block(rows, codes)
+        return None, out
 
     def _sketch_input(self, X, codes):
         """The input CountSketch; sparse rows stay sparse (nnz(Cx) <= nnz(x))."""
         if codes is None:
             return self.input_sketch_.transform(X)
-        buckets, signs = codes
-        sketched = sp.csr_matrix((X.data * signs[X.indices], buckets[X.indices], X.indptr),
+        # only the codes of the stored entries: unpacking all n_features of them would
+        # cost more than a one-row request
+        buckets, signs = unpack_codes(codes[X.indices])
+        sketched = sp.csr_matrix((X.data * signs, buckets, X.indptr),
                                  shape=(X.shape[0], self.input_sketch_.n_components))
         sketched.sum_duplicates()
         return sketched
 
     def _transform_block(self, X, codes):
-        """Features of at most ``_BLOCK_ROWS`` rows, as ``_BLOCK_ROWS`` float64 rows.
+        """Features (float64) of at most ``_BLOCK_ROWS`` rows.
 
-        ``codes`` are the unpacked (buckets, signs) of the input CountSketch for sparse
-        input, else None.
+        ``codes`` are the packed codes of the input CountSketch for sparse input, else
+        None.
         """
-        X = _pad_rows(X.astype(np.float64), _BLOCK_ROWS)
+        X = X.astype(np.float64)
         if self.input_sketch_ is not None:
             X = self._sketch_input(X, codes)
         m = self.n_arccos_
@@ -313,20 +325,21 @@ class NTKRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         phi = psi = X
         for weights, scales, sketch in zip(self.weights_, self.relu_scales_,
                                            self.tensor_sketches_):
-            z = phi @ weights  # sparse @ dense: O(nnz * 2m) for CSR input
+            z = _row_products(phi, weights)
             step = np.where(z[:, :m] > 0.0, step_scale, 0.0)
             phi = np.maximum(z[:, m:], 0.0)
             phi *= scales
-            psi = np.hstack([phi, sketch.transform(psi, step)])
+            psi = np.hstack([phi, sketch._validated_transform(psi, step)])
         return psi
 
 
-def _pad_rows(X, n_rows):
-    """``X`` with zero rows appended up to ``n_rows`` rows (CSR stays CSR)."""
-    missing = n_rows - X.shape[0]
-    if missing == 0:
-        return X
-    if sp.issparse(X):
-        return sp.vstack([X, sp.csr_matrix((missing, X.shape[1]), dtype=X.dtype)],
-                         format="csr")
-    return np.vstack([X, np.zeros((missing, X.shape[1]), dtype=X.dtype)])
+def _row_products(A, W):
+    """``A @ W`` for at most ``_BLOCK_ROWS`` rows, each row's bits independent of the
+    others: a sparse product (O(nnz * width), summed in column order) as it is, a dense
+    one on exactly ``_BLOCK_ROWS`` rows (see ``_BLOCK_ROWS``)."""
+    n_rows = A.shape[0]
+    if sp.issparse(A) or n_rows == _BLOCK_ROWS:
+        return A @ W
+    padded = np.zeros((_BLOCK_ROWS, A.shape[1]))
+    padded[:n_rows] = A
+    return (padded @ W)[:n_rows]

@@ -40,7 +40,8 @@ from sklearn.utils.validation import validate_data as _sklearn_validate_data
 from tqdm.auto import tqdm
 
 from ._solvers import STREAMING, Design, RidgeSpec, get_solver, get_streaming
-from ._validation import canonical_csr, check_sparse_structure
+from ._validation import canonical_csr, check_sparse_structure, validate_rows
+from ._threading import jobs as _jobs
 from ._version import __version__
 
 __all__ = ["NTKRidge", "NTKRidgeClassifier", "DEFAULT_ALPHAS", "DEFAULT_GAMMAS"]
@@ -73,16 +74,24 @@ def _float64(block):
     if block is None:
         return None
     if sp.issparse(block):
-        return sp.csr_matrix(block, dtype=np.float64)
+        return block if block.format == "csr" and block.dtype == np.float64 else (
+            sp.csr_matrix(block, dtype=np.float64))
     return np.ascontiguousarray(block, dtype=np.float64)
 
 
-def _feature_blocks(feature_map, X):
+def _feature_blocks(feature_map, X, validated=False):
     """``(exact, tail)`` float64 feature blocks of the rows ``X``.
 
     Maps with ``transform_blocks`` (fastntk.NTKSketch) give them directly; for any other
-    transformer a sparse output is an exact block and a dense one a tail.
+    transformer a sparse output is an exact block and a dense one a tail.  ``validated``:
+    ``X`` was validated by the learner (fastntk's maps then skip their own checks).
     """
+    if validated and hasattr(feature_map, "_validated_blocks"):
+        exact, full = feature_map._validated_blocks(X)
+        head = getattr(feature_map, "n_exact_features_", 0)
+        if exact is None:
+            return _float64(full[:, :head]) if head else None, _float64(full[:, head:])
+        return _float64(exact), _float64(full)
     if hasattr(feature_map, "transform_blocks"):
         exact, full = feature_map.transform_blocks(X)
         if exact is None:
@@ -135,7 +144,7 @@ class _BaseNTKRidge(BaseEstimator):
 
     def __init__(self, feature_map=None, *, alphas=DEFAULT_ALPHAS, gammas=DEFAULT_GAMMAS,
                  batch_size=4096, fit_intercept=True, solver="auto", criterion="auto",
-                 kernel_params=None, random_state=None, verbose=False):
+                 kernel_params=None, random_state=None, n_jobs=None, verbose=False):
         self.feature_map = feature_map
         self.alphas = alphas
         self.gammas = gammas
@@ -145,6 +154,7 @@ class _BaseNTKRidge(BaseEstimator):
         self.criterion = criterion
         self.kernel_params = kernel_params
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # -- persistence ---------------------------------------------------------------------
@@ -242,7 +252,7 @@ class _BaseNTKRidge(BaseEstimator):
         """Fit from scratch; the attributes are set only once everything succeeded."""
         alphas, gammas = self._check_params()
         feature_map = self._new_feature_map(X) if _is_streaming(self) else None
-        with self._progress(X.shape[0], "features + statistics") as bar:
+        with self._progress(X.shape[0], "features + statistics") as bar, _jobs(self.n_jobs):
             design = self._design(feature_map, X, Y, sample_weight, bar)
             solver = self._choose_solver(design, streaming=False)
             solution = get_solver(solver)(design, self._spec(alphas, gammas, design))
@@ -392,8 +402,13 @@ class _BaseNTKRidge(BaseEstimator):
 
     # -- prediction ----------------------------------------------------------------------
     def _decision(self, X):
+        with _jobs(getattr(self, "n_jobs", None)):  # models saved before n_jobs existed
+            return self._decision_rows(X)
+
+    def _decision_rows(self, X):
         check_is_fitted(self, "intercept_")
-        X = self._validate_X(X, reset=False)
+        X = validate_rows(self, X, accept_sparse="csr", dtype=(np.float64, np.float32),
+                          allow_nd=True)
         intercept = np.atleast_1d(self.intercept_)
         out = np.empty((X.shape[0], intercept.shape[0]))
         if hasattr(self, "dual_coef_"):
@@ -406,7 +421,8 @@ class _BaseNTKRidge(BaseEstimator):
                 if hasattr(self, "dual_coef_"):
                     out[rows] = self._kernel(X[rows], self.X_fit_) @ dual
                 else:
-                    exact, tail = _feature_blocks(self.feature_map_, X[rows])
+                    batch = X if rows.stop - rows.start == X.shape[0] else X[rows]
+                    exact, tail = _feature_blocks(self.feature_map_, batch, validated=True)
                     head = 0 if exact is None else exact.shape[1]
                     out[rows] = 0.0
                     if exact is not None:
@@ -459,6 +475,10 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
     random_state : int, RandomState instance or None, default=None
         Seeds the default feature map (``feature_map=None``); a given feature map keeps
         its own ``random_state``.
+    n_jobs : int or None, default=None
+        Threads of fastntk feature maps (and exact kernels) in fit and predict,
+        replacing their own ``n_jobs`` (None: keep theirs).  Can be changed on a fitted
+        model, e.g. ``set_params(n_jobs=1)`` for a server with one worker per core.
     verbose : bool, default=False
         Show a tqdm progress bar on operations longer than a second.
 """

@@ -461,7 +461,12 @@ class TensorSRHT(_BaseSketch):
         """
         check_is_fitted(self)
         X = _validate(self, X, reset=False)
-        Y = X if Y is None else self._check_y(Y, X.shape[0])
+        return self._validated_transform(X, X if Y is None else self._check_y(Y, X.shape[0]))
+
+    def _validated_transform(self, X, Y):
+        """:meth:`transform` of validated factors (float32/float64, canonical CSR or
+        C-contiguous, the fitted widths): fastntk's feature maps call it on their own
+        intermediate features, which need no checks."""
         dtype = np.result_type(X.dtype, Y.dtype)
         X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
         n, m = X.shape[0], self.n_components

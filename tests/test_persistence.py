@@ -263,3 +263,12 @@ def test_cli_refuses_bad_model_files_in_one_line(tmp_path, capsys):
 def test_public_names():
     assert fastntk.save_model is save_model and fastntk.load_model is load_model
     assert "NTKRidge" in persistence.CLASSES
+
+
+def test_a_parameter_added_later_takes_its_default(tmp_path):
+    model = NTKRidge(RBFSampler(n_components=8, random_state=0), alphas=ALPHAS).fit(X_DENSE, Y)
+    del model.n_jobs  # as saved by a release without it
+    save_model(model, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    assert loaded.get_params()["n_jobs"] is None
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))

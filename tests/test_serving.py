@@ -154,10 +154,12 @@ def test_the_cache_can_be_disabled(tmp_path):
     assert out.strip() == str(tmp_path / ".cache" / "fastntk")
 
 
-# Fits every estimator on small data with work enough for two threads, so that the
+# Fits every estimator on small data, on two threads whatever the size, so that the
 # OpenMP loops and the Numba parallel kernels really start thread teams.
 _MODELS = """
 import numpy as np, scipy.sparse as sp
+import fastntk._threading
+fastntk._threading._WORK_PER_THREAD = 1  # n_jobs=2 means two threads, even for one row
 from fastntk import (CNTKSketch, NTKRandomFeatures, NTKRidge, NTKRidgeClassifier,
                      NTKSketch, ntk_kernel)
 rng = np.random.default_rng(0)
@@ -268,3 +270,81 @@ def test_warmup_without_a_cache_directory_is_a_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "fastntk: error: no writable cache directory (none usable): give --cache-dir DIR "
         "or set FASTNTK_CACHE_DIR"]
+
+
+def test_one_row_requests_match_batches_and_skip_the_repeated_checks(monkeypatch):
+    """A request is validated once (by the learner), and a row's features do not depend
+    on the rows sent with it (its prediction only through the last bits of the final
+    BLAS product)."""
+    import fastntk.random_features as rf_module
+    import fastntk._validation as validation
+
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 3000, density=0.01, format="csr", random_state=0)
+    y = rng.standard_normal(300)
+    models = [NTKRidge(NTKSketch(n_components=64, random_state=0), alphas=(1.0,)),
+              NTKRidge(fastntk.NTKRandomFeatures(n_components=64, depth=2, input_sketch=500,
+                                                 random_state=0), alphas=(1.0,))]
+    for model in models:
+        model.fit(X, y)
+        whole, features = model.predict(X), model.feature_map_.transform(X)
+        features = features.toarray() if sp.issparse(features) else features
+        for rows in (slice(0, 1), slice(7, 8), slice(5, 40), slice(250, 300)):
+            np.testing.assert_allclose(model.predict(X[rows]), whole[rows], rtol=1e-12)
+            part = model.feature_map_.transform(X[rows])
+            assert np.array_equal(part.toarray() if sp.issparse(part) else part,
+                                  features[rows])
+        dense = model.predict(X[:20].toarray())
+        np.testing.assert_allclose(dense, whole[:20], rtol=1e-10, atol=1e-12)
+    calls = []
+    monkeypatch.setattr(validation, "_sklearn_validate_data",
+                        lambda *a, **k: calls.append(1) or a[1])
+    for model in models:
+        model.predict(X[:1])
+    assert calls == []  # a canonical CSR row of the fitted width takes the fast path
+    monkeypatch.undo()
+    # the one-row CSR request of NTKRandomFeatures at depth 1 is not padded
+    products = []
+    original = rf_module._row_products
+    monkeypatch.setattr(rf_module, "_row_products",
+                        lambda A, W: products.append(A.shape) or original(A, W))
+    shallow = fastntk.NTKRandomFeatures(n_components=64, input_sketch=500,
+                                        random_state=0).fit(X)
+    shallow.transform(X[:1])
+    assert products == [(1, 500)]
+
+
+def test_the_fast_path_keeps_sklearn_messages():
+    model = NTKSketch(n_components=16, random_state=0).fit(np.ones((3, 4)))
+    bad = np.ones((2, 4))
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.transform(bad)
+    with pytest.raises(ValueError, match="X has 5 features, but NTKSketch is expecting 4"):
+        model.transform(np.ones((2, 5)))
+
+
+def test_ridge_n_jobs_replaces_the_feature_maps_and_changes_no_global_state():
+    import numba
+
+    X = sp.random(200, 500, density=0.05, format="csr", random_state=0)
+    y = np.asarray(X.sum(axis=1)).ravel()
+    model = NTKRidge(NTKSketch(n_components=64, random_state=0, n_jobs=2), alphas=(1.0,),
+                     n_jobs=1).fit(X, y)
+    before = numba.get_num_threads()
+    reference = model.predict(X)
+    seen = []
+    original = fastntk._threading.effective_n_threads
+
+    def spy(n_jobs, work=None):
+        seen.append(original(n_jobs, work))
+        return seen[-1]
+
+    import fastntk.ntk_sketch as ntk_sketch_module
+    ntk_sketch_module._effective_n_threads = spy
+    try:
+        assert np.array_equal(model.set_params(n_jobs=1).predict(X), reference)
+    finally:
+        ntk_sketch_module._effective_n_threads = original
+    assert seen and set(seen) == {1}
+    assert numba.get_num_threads() == before
