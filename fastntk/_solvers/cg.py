@@ -21,10 +21,12 @@ is kept aside explicitly and scored for every candidate (weighted mean squared e
 the targets); a path stops three alphas after its best.  The chosen pair is then refitted
 on all rows, the held-out ones included.
 
-Memory: ``8 d m`` bytes for ``C`` (the limit below), ``E^T E`` (at most the sum of the
-squared non-zeros per row), two ``m x m`` arrays, the held-out rows, and a batch; while
-the alpha paths are scored, single-precision copies of ``C`` and ``T^T S T`` (half as
-much again).
+``C`` is held in single precision: it is the largest statistic (``4 d m`` bytes, the
+limit below) and the one read in full at every iteration, so single precision halves
+both the memory and the time of a fit; its rounding (a relative 1e-7 per entry) is far
+below the solver's tolerances and the sketch's own error.  Everything else is double.
+Memory: ``C``, ``E^T E`` (at most the sum of the squared non-zeros per row), two ``m x m``
+arrays, the held-out rows, and a batch.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -36,8 +38,9 @@ from ._linalg import add_gram, eigh_psd
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics",
            "MAX_CROSS_BYTES"]
 
-#: Largest cross-product block ``E^T T`` (bytes) the solver accumulates.
+#: Largest cross-product block ``E^T T`` (bytes, single precision) the solver accumulates.
 MAX_CROSS_BYTES = 2 * 2**30
+_CROSS_DTYPE = np.float32
 #: Every ``_HOLDOUT_EVERY``-th row of the stream is held out, up to ``_HOLDOUT_MAX`` rows.
 _HOLDOUT_EVERY = 5
 _HOLDOUT_MAX = 10_000
@@ -55,9 +58,10 @@ _MERGE_ROWS = 4096
 
 def check_cross_size(n_exact, n_tail):
     """ValueError, naming the limit and the ways out, if ``E^T T`` is too large."""
-    size = 8 * n_exact * n_tail
+    itemsize = np.dtype(_CROSS_DTYPE).itemsize
+    size = itemsize * n_exact * n_tail
     if size > MAX_CROSS_BYTES:
-        widest = MAX_CROSS_BYTES // (8 * max(n_tail, 1)) - 1
+        widest = MAX_CROSS_BYTES // (itemsize * max(n_tail, 1)) - 1
         raise ValueError(
             f"the exact block has {n_exact} columns; with {n_tail} sketched columns its "
             f"cross products need {size / 2**30:.1f} GiB, more than the "
@@ -87,7 +91,7 @@ class BlockStatistics:
         self.ete = (sp.csr_matrix((n_exact, n_exact)) if sparse_exact
                     else np.zeros((n_exact, n_exact), order="F"))
         self._ete_pending = []
-        self.cross = np.zeros((n_exact, n_tail))
+        self.cross = np.zeros((n_exact, n_tail), dtype=_CROSS_DTYPE)
         self.gram_t = np.zeros((n_tail, n_tail), order="F")       # upper triangle
         self.ety = np.zeros((n_exact, n_targets))
         self.tty = np.zeros((n_tail, n_targets))
@@ -220,18 +224,16 @@ class _NormalEquations:
     """The centred normal equations of ``[E | gamma T]`` from the statistics.
 
     With ``include_held=True`` the held-out rows are added (as explicit rows), which is
-    the system of the final refit.  With ``dtype=np.float32`` the two products that
-    dominate every iteration (with ``E^T S T`` and ``T^T S T``, read in full each time)
-    use single-precision copies: half the memory traffic, for path solves that stop at a
-    relative residual of 1e-3 anyway, far above single precision's rounding.  The
-    iterates and everything else stay in double precision.
+    the system of the final refit.  The products with ``E^T S T`` are in single
+    precision; with ``dtype=np.float32`` so are those with ``T^T S T`` and the tail
+    preconditioner (for the path solves, which stop at a relative residual of 1e-3).
+    The iterates and everything else stay in double precision.
     """
 
     def __init__(self, stats, include_held, dtype=np.float64):
         stats._merge()
         self.stats = stats
         self.dtype = np.dtype(dtype)
-        self.cross = stats.cross.astype(dtype, copy=False)
         self.gram_t = stats.gram_t.astype(dtype, order="F", copy=False)
         self._symm = get_blas_funcs("symm", (self.gram_t,))
         held = stats.held_out() if include_held else None
@@ -289,10 +291,11 @@ class _NormalEquations:
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
             # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
-            A_, B_ = A.astype(self.dtype), B.astype(self.dtype)
-            top += gamma * (self.cross @ B_)
-            bottom += gamma * (self.cross.T @ A_)
-            bottom += gamma * gamma * self._symm(1.0, self.gram_t, B_, side=0, lower=0)
+            cross = stats.cross
+            top += gamma * (cross @ B.astype(cross.dtype))
+            bottom += gamma * (cross.T @ A.astype(cross.dtype))
+            bottom += gamma * gamma * self._symm(1.0, self.gram_t, B.astype(self.dtype),
+                                                 side=0, lower=0)
         if self.held is not None:
             E, T, w = self.held
             u = np.asarray(E @ A) + (gamma * (T @ B) if gamma else 0.0)
