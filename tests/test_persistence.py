@@ -272,3 +272,17 @@ def test_a_parameter_added_later_takes_its_default(tmp_path):
     loaded, _ = load_model(tmp_path / "m")
     assert loaded.get_params()["n_jobs"] is None
     np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
+
+
+def test_a_format_1_pickle_loads_only_when_trusted(tmp_path):
+    model = NTKRidge(RBFSampler(n_components=8, random_state=0), alphas=ALPHAS).fit(X_DENSE, Y)
+    path = tmp_path / "old.pkl"
+    with open(path, "wb") as f:  # what fastntk 0.1.0.dev0 wrote
+        pickle.dump({"format": "fastntk-model/1", "fastntk_version": fastntk.__version__,
+                     "metadata": {"task": "regression"}}, f)
+        pickle.dump(model, f)
+    with pytest.raises(ValueError, match="format 1.*trusted=True"):
+        load_model(path)
+    loaded, meta = load_model(path, trusted=True)
+    assert meta == {"task": "regression"}
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))

@@ -348,3 +348,21 @@ def test_ridge_n_jobs_replaces_the_feature_maps_and_changes_no_global_state():
         ntk_sketch_module._effective_n_threads = original
     assert seen and set(seen) == {1}
     assert numba.get_num_threads() == before
+
+
+def test_a_source_tree_without_a_build_says_how_to_build(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "fastntk",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
+    env = _env(FASTNTK_CACHE_DIR="")
+    env["PYTHONPATH"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-c", "from fastntk import NTKSketch"],
+                            env=env, capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ImportError: fastntk's compiled extensions are missing" in result.stderr
+    assert "pip install ." in result.stderr
+    result = subprocess.run([sys.executable, "-m", "fastntk", "demo"], env=env,
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install ." in lines[0], result.stderr
