@@ -27,6 +27,14 @@ How the problem is solved (``solver``)
   6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, and cg for
   everything else (``p`` the total feature width).
 Each family lives in its own module of :mod:`fastntk._solvers`, behind one signature.
+
+Data larger than memory
+-----------------------
+The streaming solvers ("primal", "cg") reduce the rows to sums over rows, so
+:meth:`NTKRidge.fit_stream` fits from an iterable of chunks in one pass (e.g. from
+:func:`fastntk.streaming.read_chunks`), and :meth:`NTKRidge.fit` of a ``dask.array``
+computes every partition's statistics on the Dask workers, adds them by a tree reduction
+and solves on the client (:mod:`fastntk._dask`, imported only for Dask input).
 """
 import numbers
 
