@@ -39,8 +39,9 @@ import fastntk
 import scipy.sparse as sp
 model, _ = fastntk.load_model(sys.argv[1])
 model.predict(sp.load_npz(sys.argv[2]))
-import resource
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+elapsed = time.perf_counter() - start
+with open("/proc/self/status") as status:  # peak RSS of this process only (KiB)
+    print(elapsed, next(line.split()[1] for line in status if line.startswith("VmHWM")))
 """
 
 _SKLEARN_CHILD = """
@@ -51,8 +52,9 @@ import scipy.sparse as sp
 with open(sys.argv[1], "rb") as f:
     model = pickle.load(f)
 model.predict(sp.load_npz(sys.argv[2]))
-import resource
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+elapsed = time.perf_counter() - start
+with open("/proc/self/status") as status:  # peak RSS of this process only (KiB)
+    print(elapsed, next(line.split()[1] for line in status if line.startswith("VmHWM")))
 """
 
 
@@ -66,7 +68,8 @@ def _data(n, d=100_000, nnz=50, seed=0):
 
 
 def _cold(script, model_path, row_path, env):
-    """Wall seconds of a fresh process to its first prediction, and its peak RSS (MiB)."""
+    """Wall seconds of a fresh process to its first prediction, and its peak RSS (MiB,
+    Linux's VmHWM)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", script, model_path, row_path], env=env,
                           capture_output=True, text=True, check=True)
@@ -163,7 +166,7 @@ def main():
     print("\nmodel files")
     for name, path in [*paths.items(), ("sklearn Nystroem(300)+Ridge (pickle)", sk_path)]:
         print(f"  {name:<38} {os.path.getsize(path) / 2**20:7.2f} MiB")
-    print(f"\nthis process's peak RSS: "
+    print(f"\nthis process's peak RSS (it fitted all the models): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
