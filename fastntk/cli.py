@@ -304,15 +304,16 @@ def _info(args, message):
         print(message, flush=True)
 
 
-def _check_writable(path, option):
-    """Fail now, not after a long fit, if ``path`` cannot be written."""
+def _check_writable(path, option, replaced=False):
+    """Fail now, not after a long fit, if ``path`` cannot be written (``replaced``: by an
+    atomic save, which writes a temporary file in its directory and renames it)."""
     path = Path(path)
     if path.is_dir():
         raise CommandError(f"{option} {path} is a directory")
     parent = path.parent
     if not parent.is_dir():
         raise CommandError(f"{option} {path}: directory {parent} does not exist")
-    writable = (os.access(path, os.W_OK) if path.exists()
+    writable = (os.access(path, os.W_OK) if path.exists() and not replaced
                 else os.access(parent, os.W_OK | os.X_OK))
     if not writable:
         raise CommandError(f"{option} {path}: permission denied")
@@ -349,7 +350,7 @@ def cmd_fit(args):
         return cmd_fit_stream(args)
     if args.n_features or args.fold_features or args.classes:
         raise CommandError("--n-features, --fold-features and --classes go with --stream")
-    _check_writable(args.out, "--out")
+    _check_writable(args.out, "--out", replaced=True)
     X, y, zero_based = _labelled(args.train, read_data(args.train, zero_based=args.zero_based))
     if args.task == "classification":
         classes = np.unique(y)
@@ -459,7 +460,7 @@ def cmd_fit_stream(args):
     from ._persistence import save_model
     from .streaming import expand_paths, file_kind, read_chunks, scan
 
-    _check_writable(args.out, "--out")
+    _check_writable(args.out, "--out", replaced=True)
     if args.model == "exact":
         raise CommandError("--stream needs a feature map: --model exact holds every row "
                            "(an n x n kernel)")

@@ -286,3 +286,15 @@ def test_a_format_1_pickle_loads_only_when_trusted(tmp_path):
     loaded, meta = load_model(path, trusted=True)
     assert meta == {"task": "regression"}
     np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
+
+
+def test_cli_fit_checks_the_directory_of_an_atomic_save(tmp_path, capsys, monkeypatch):
+    train, out = tmp_path / "train.npy", tmp_path / "model.fastntk"
+    np.save(train, np.column_stack([Y, X_DENSE]))
+    out.write_bytes(b"an old model")
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: (
+        os.fspath(path) != str(tmp_path) and access(path, mode)))
+    assert "permission denied" in _cli_error(["fit", train, "--task", "regression",
+                                              "--out", out], capsys)
+    assert out.read_bytes() == b"an old model"
