@@ -190,7 +190,7 @@ def run_dask(args):
     for task in stream.data:
         key = str(task["key"])
         # Dask fuses the reading of a file with the slicing around it: name by function
-        name = next((n for n in ("_add_partition", "_merge_pair", "_load_part")
+        name = next((n for n in ("_add_partition", "_merge_pair", "load_part")
                      if n in key), None)
         for part in task["startstops"]:
             if part["action"] == "transfer":
@@ -254,7 +254,7 @@ def _plan(args, single, dist):
     the solve on the client, all from the measured costs."""
     tasks = dist["tasks"]
     add = tasks.get("_add_partition", [0, 0.0, 0.0])
-    load = tasks.get("_load_part", [0, 0.0, 0.0])
+    load = tasks.get("load_part", [0, 0.0, 0.0])
     merge = tasks.get("_merge_pair", [0, 0.0, 0.0])
     per_row = (add[2] + load[2]) / single["rows"]
     d, m = args.fold + 1, args.n_components

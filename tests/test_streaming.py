@@ -304,3 +304,16 @@ def test_cli_stream_errors(tmp_path, capsys):
         code, _, err = _cli(["fit", data, *argv], capsys)
         assert code == 1 and fragment in err and "Traceback" not in err, err
         assert not out.exists()
+
+
+def test_cross_block_accumulated_by_column_blocks(monkeypatch):
+    """The cg statistics' sparse E^T T product is taken a few tail columns at a time
+    (bounded temporaries); the result must not depend on the block width."""
+    from fastntk._solvers import cg
+
+    X, y = _data("sparse")
+    whole = _model(solver="cg").fit(X, y)
+    monkeypatch.setattr(cg, "_CROSS_BLOCK_BYTES", 8 * 71 * 5)   # 5 of 48 columns a block
+    blocked = _model(solver="cg").fit(X, y)
+    assert (blocked.alpha_, blocked.gamma_) == (whole.alpha_, whole.gamma_)
+    np.testing.assert_allclose(blocked.coef_, whole.coef_, rtol=1e-10, atol=1e-12)

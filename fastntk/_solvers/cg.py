@@ -52,6 +52,8 @@ _MAX_ITER = 1000
 _PATIENCE = 3
 #: Sparse batch products merged into the running E^T S E every this many batches.
 _MERGE_EVERY = 16
+#: Largest dense temporary (bytes) of the sparse product ``E^T T`` of a batch.
+_CROSS_BLOCK_BYTES = 64 * 2**20
 #: Rows of the cross block corrected at a time when statistics are merged.
 _MERGE_ROWS = 4096
 
@@ -138,7 +140,12 @@ class BlockStatistics:
         sqrt_w = np.sqrt(w)
         if self.sparse_exact:
             Ew = sp.diags(sqrt_w) @ E
-            self.cross += np.asarray(Ew.T @ (T * sqrt_w[:, None]))
+            Tw = T * sqrt_w[:, None]
+            # by blocks of tail columns: the whole product would be a dense temporary of
+            # 8 d m bytes (1 GiB at d = 32,768, m = 4,096), on top of C itself, per batch
+            step = max(1, _CROSS_BLOCK_BYTES // (8 * max(self.n_exact, 1)))
+            for start in range(0, self.n_tail, step):
+                self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
             self._ete_pending.append((Ew.T @ Ew).tocsr())
             if len(self._ete_pending) >= _MERGE_EVERY:
                 self._merge()
