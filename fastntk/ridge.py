@@ -267,11 +267,12 @@ class _BaseNTKRidge(BaseEstimator):
             return "primal"
         return "cg"
 
-    def _spec(self, alphas, gammas, design):
+    def _spec(self, alphas, gammas, design, resumable=False):
         if design.n_exact == 0 or design.n_tail == 0:
             gammas = np.array([1.0])
         return RidgeSpec(alphas=alphas, gammas=gammas, fit_intercept=bool(self.fit_intercept),
-                         criterion=self.criterion, verbose=bool(self.verbose))
+                         criterion=self.criterion, verbose=bool(self.verbose),
+                         resumable=resumable)
 
     def _fit_targets(self, X, Y, sample_weight):
         """Fit from scratch; the attributes are set only once everything succeeded."""
@@ -308,7 +309,8 @@ class _BaseNTKRidge(BaseEstimator):
             if solver not in ("primal", "cg"):
                 raise ValueError(f"partial_fit needs a streaming solver ('primal' or "
                                  f"'cg'), got solver={solver!r}")
-            solution = get_solver(solver)(design, self._spec(alphas, gammas, design), state)
+            solution = get_solver(solver)(design, self._spec(alphas, gammas, design, True),
+                                          state)
         self.feature_map_ = feature_map
         self._set_solution(solution, solver)
         self._statistics = solution.state

@@ -146,3 +146,26 @@ def test_a_target_of_none_objects_is_rejected():
     X, _ = _data("dense", n=20)
     with pytest.raises(ValueError):
         NTKRidge(_sketch()).fit(X, np.array([None] * 20, dtype=object))
+
+
+def test_cg_fit_through_kept_rows_equals_the_statistics(monkeypatch):
+    # fewer rows than exact columns: fit keeps the rows instead of E^T T; partial_fit
+    # (which must be continued from) accumulates E^T T; the solutions are the same
+    X = sp.random(150, 400, density=0.03, format="csr", random_state=1)
+    y = X[:, :5].toarray().sum(1) + X[:, 5:10].toarray().prod(1) + 0.01 * np.arange(150) % 1
+    kept = []
+    accumulate = cg_module.accumulate
+    monkeypatch.setattr(cg_module, "accumulate", lambda *args: kept.append(args[3])
+                        or accumulate(*args))
+    fitted = NTKRidge(_sketch(), solver="cg").fit(X, y)
+    assert kept == [True]
+    streamed = NTKRidge(_sketch(), solver="cg").partial_fit(X, y)
+    assert streamed._statistics.cross is not None and not streamed._statistics.keep_rows
+    assert (fitted.alpha_, fitted.gamma_) == (streamed.alpha_, streamed.gamma_)
+    np.testing.assert_allclose(fitted.predict(X), streamed.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_cg_statistics_that_kept_rows_refuse_to_merge():
+    stats = cg_module.BlockStatistics(3, 2, 1, False, True, keep_rows=True)
+    with pytest.raises(ValueError, match="merged"):
+        stats.merge(cg_module.BlockStatistics(3, 2, 1, False, True))

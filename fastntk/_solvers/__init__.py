@@ -85,6 +85,9 @@ class RidgeSpec:
     criterion : {"auto", "gcv", "loo", "holdout"}
         What chooses ``(alpha, gamma)``; each solver says which it supports.
     verbose : bool
+    resumable : bool
+        Whether the solution's ``state`` must be continued from later (partial_fit);
+        otherwise a solver may keep what is cheapest for this one fit.
     """
 
     alphas: np.ndarray
@@ -92,6 +95,7 @@ class RidgeSpec:
     fit_intercept: bool
     criterion: str
     verbose: bool = False
+    resumable: bool = False
 
 
 @dataclass

@@ -27,6 +27,12 @@ both the memory and the time of a fit; its rounding (a relative 1e-7 per entry) 
 below the solver's tolerances and the sketch's own error.  Everything else is double.
 Memory: ``C``, ``E^T E`` (at most the sum of the squared non-zeros per row), two ``m x m``
 arrays, the held-out rows, and a batch.
+
+A one-shot fit (not :meth:`NTKRidge.partial_fit`, not a distributed fit) with fewer
+training rows than exact columns (text: n below the vocabulary size) keeps the rows
+instead of ``C``: ``E`` (sparse, as given) and ``T`` (single precision), ``4 n m`` bytes
+against ``4 d m``.  The products with ``C`` then go through the rows, ``E^T S (T B)`` and
+``T^T S (E A)``, which reads less memory at every iteration; the solution is the same.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -81,8 +87,10 @@ class BlockStatistics:
     ``E`` is not shifted: it may be sparse.
     """
 
-    def __init__(self, n_exact, n_tail, n_targets, sparse_exact, fit_intercept):
+    def __init__(self, n_exact, n_tail, n_targets, sparse_exact, fit_intercept,
+                 keep_rows=False):
         self.fit_intercept = fit_intercept
+        self.keep_rows = keep_rows
         self.sparse_exact = sparse_exact
         self.n_exact, self.n_tail = n_exact, n_tail
         self.sum_w = 0.0
@@ -93,7 +101,9 @@ class BlockStatistics:
         self.ete = (sp.csr_matrix((n_exact, n_exact)) if sparse_exact
                     else np.zeros((n_exact, n_exact), order="F"))
         self._ete_pending = []
-        self.cross = np.zeros((n_exact, n_tail), dtype=_CROSS_DTYPE)
+        # C = E^T S T, or the training rows it would be summed from (see the module doc)
+        self.cross = None if keep_rows else np.zeros((n_exact, n_tail), dtype=_CROSS_DTYPE)
+        self._rows = []                                            # (E, T, w) batches
         self.gram_t = np.zeros((n_tail, n_tail), order="F")       # upper triangle
         self.ety = np.zeros((n_exact, n_targets))
         self.tty = np.zeros((n_tail, n_targets))
@@ -138,20 +148,24 @@ class BlockStatistics:
         self.ety += np.asarray(E.T @ wY)
         self.tty += T.T @ wY
         sqrt_w = np.sqrt(w)
+        if self.keep_rows:
+            self._rows.append((E, T.astype(_CROSS_DTYPE), w))
         if self.sparse_exact:
             Ew = sp.diags(sqrt_w) @ E
-            Tw = T * sqrt_w[:, None]
-            # by blocks of tail columns: the whole product would be a dense temporary of
-            # 8 d m bytes (1 GiB at d = 32,768, m = 4,096), on top of C itself, per batch
-            step = max(1, _CROSS_BLOCK_BYTES // (8 * max(self.n_exact, 1)))
-            for start in range(0, self.n_tail, step):
-                self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
+            if not self.keep_rows:
+                Tw = T * sqrt_w[:, None]
+                # by blocks of tail columns: the whole product would be a dense temporary
+                # of 8 d m bytes (1 GiB at d = 32,768, m = 4,096), on top of C, per batch
+                step = max(1, _CROSS_BLOCK_BYTES // (8 * max(self.n_exact, 1)))
+                for start in range(0, self.n_tail, step):
+                    self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
             self._ete_pending.append((Ew.T @ Ew).tocsr())
             if len(self._ete_pending) >= _MERGE_EVERY:
                 self._merge()
         else:
             Ew = E * sqrt_w[:, None]
-            self.cross += Ew.T @ (T * sqrt_w[:, None])
+            if not self.keep_rows:
+                self.cross += Ew.T @ (T * sqrt_w[:, None])
             self.ete = add_gram(self.ete, Ew)
         self.gram_t = add_gram(self.gram_t, T * sqrt_w[:, None])
 
@@ -164,6 +178,9 @@ class BlockStatistics:
         up to rounding.  A partition of a distributed fit gives one object; the merged one
         is solved by :func:`solve_statistics`.
         """
+        if self.keep_rows or other.keep_rows:
+            raise ValueError("statistics that keep their rows (a one-shot fit) cannot be "
+                             "merged")
         self.held.extend(other.held)
         self.n_held += other.n_held
         if other.shift_t is None:                      # no training rows
@@ -212,6 +229,17 @@ class BlockStatistics:
         stack = sp.vstack if self.sparse_exact else np.vstack
         return (stack(E).tocsr() if self.sparse_exact else stack(E), np.vstack(T),
                 np.vstack(Y), np.concatenate(w))
+
+
+    def rows(self):
+        """The kept training rows stacked once: ``E`` (CSR/dense), ``T`` (shifted,
+        single precision), ``w``."""
+        if len(self._rows) > 1:
+            E, T, w = zip(*self._rows)
+            stack = sp.vstack if self.sparse_exact else np.vstack
+            E = stack(E).tocsr() if self.sparse_exact else stack(E)
+            self._rows = [(E, np.vstack(T), np.concatenate(w))]
+        return self._rows[0]
 
 
 def _take(part, rows):
@@ -298,9 +326,8 @@ class _NormalEquations:
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
             # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
-            cross = stats.cross
-            top += gamma * (cross @ B.astype(cross.dtype))
-            bottom += gamma * (cross.T @ A.astype(cross.dtype))
+            top += gamma * self._cross(B)
+            bottom += gamma * self._cross_t(A)
             bottom += gamma * gamma * self._symm(1.0, self.gram_t, B.astype(self.dtype),
                                                  side=0, lower=0)
         if self.held is not None:
@@ -316,6 +343,20 @@ class _NormalEquations:
             if gamma:
                 bottom -= gamma * np.outer(self.sum_t, proj)
         return np.vstack([top, bottom]) + alpha * X
+
+    def _cross(self, B):
+        """``E^T S T B`` (training rows), from ``C`` or through the kept rows."""
+        if self.stats.cross is not None:
+            return self.stats.cross @ B.astype(_CROSS_DTYPE)
+        E, T, w = self.stats.rows()
+        return np.asarray(E.T @ ((T @ B.astype(_CROSS_DTYPE)) * w[:, None]))
+
+    def _cross_t(self, A):
+        """``T^T S E A`` (training rows), from ``C`` or through the kept rows."""
+        if self.stats.cross is not None:
+            return self.stats.cross.T @ A.astype(_CROSS_DTYPE)
+        E, T, w = self.stats.rows()
+        return T.T @ (np.asarray(E @ A) * w[:, None]).astype(_CROSS_DTYPE)
 
     def rhs(self, gamma):
         return np.vstack([self.ety_c, gamma * self.tty_c])
@@ -425,10 +466,11 @@ def check(design, spec):
     check_cross_size(design.n_exact, design.n_tail)
 
 
-def accumulate(design, spec, state=None):
-    """The statistics of ``state`` (None: none yet) plus those of the design's rows."""
+def accumulate(design, spec, state=None, keep_rows=False):
+    """The statistics of ``state`` (None: none yet) plus those of the design's rows;
+    ``keep_rows`` keeps the training rows instead of ``C`` (a one-shot fit)."""
     stats = state or BlockStatistics(design.n_exact, design.n_tail, design.n_targets,
-                                     design.sparse_exact, spec.fit_intercept)
+                                     design.sparse_exact, spec.fit_intercept, keep_rows)
     for batch in design.batches():
         stats.update(batch)
     return stats
@@ -438,7 +480,13 @@ def accumulate(design, spec, state=None):
 def solve(design, spec, state=None):
     """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
     check(design, spec)
-    return solve_statistics(accumulate(design, spec, state), spec, design.n_exact)
+    keep_rows = (state is None and not spec.resumable and design.n_tail > 0
+                 and design.n_samples < design.n_exact)
+    solution = solve_statistics(accumulate(design, spec, state, keep_rows), spec,
+                                design.n_exact)
+    if keep_rows:
+        solution.state = None                      # rows cannot be continued from
+    return solution
 
 
 def solve_statistics(stats, spec, n_exact):
