@@ -27,7 +27,13 @@ def _env(**extra):
     return env
 
 
-def _run(script, env, timeout=300, cwd=None):
+# Subprocesses run in this directory, never in the checkout: there, ``python -c`` would
+# import the unbuilt source tree (the current directory comes first on sys.path) instead
+# of the installed package.
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run(script, env, timeout=300, cwd=HERE):
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
                             capture_output=True, text=True, timeout=timeout, cwd=cwd)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -265,7 +271,7 @@ print(numba.threading_layer())
 def test_warmup_without_a_cache_directory_is_a_one_line_error(tmp_path):
     env = _env(FASTNTK_CACHE_DIR="", HOME=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "fastntk", "warmup"], env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "fastntk: error: no writable cache directory (none usable): give --cache-dir DIR "

@@ -139,7 +139,9 @@ def test_in_memory_fits_never_import_dask():
             "loaded = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]; "
             "assert not loaded, loaded")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    # not from the checkout, whose unbuilt source tree would shadow the installed package
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300,
+                   cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------- readers
