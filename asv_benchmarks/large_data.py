@@ -13,12 +13,17 @@ noise.  Written in chunks to ``--parts`` svmlight files (zero-based) in ``--dir`
 test file of ``--test-rows`` rows; the script prints their size.  About 1.0 KB a row:
 1,000,000 rows make a 1 GB directory.
 
-Width.  The cg solver holds the cross block ``E^T T`` of the exact block (``1 + d``
-columns) and the sketched tail (``m = 4096``): ``8 (d + 1) m`` bytes, at most 2 GiB, so
-``d + 1 <= 65,535``.  2^20 columns do not fit: the reader folds the indices modulo
-``--fold`` (default 2^15, the hashing trick, as sklearn's HashingVectorizer would have
-done), which keeps the cross block at 1 GiB and the peak memory under 3 GB.  (2^16 - 1
-would be the widest accepted, with a 2 GiB cross block.)
+Width.  The cg solver holds the statistics of the exact block ``E = [||x||, x]`` (``1 +
+d`` columns) against the sketched tail (``m = 4096``): the cross block ``E^T T``
+(``4 (d + 1) m`` bytes, single precision, at most 2 GiB: ``d + 1 <= 131,071``) and the
+sparse ``E^T E``, whose non-zeros grow with the rows until ``d^2``: measured on these
+rows folded to 2^15 columns, 15.6M non-zeros after 25,000 rows and 45.4M after 100,000
+(``n^0.77``; about 270M, 3 GiB, extrapolated to 1,000,000 rows), and adding a batch's
+products to it briefly needs a second copy.  So 2^20 columns cannot be kept: the reader
+folds the indices modulo ``--fold`` (the hashing trick, as sklearn's HashingVectorizer
+would have done), by default 2^13, where ``E^T E`` is bounded by 67M non-zeros (0.8 GiB;
+28M after 100,000 rows) and the cross block is 128 MiB, for a peak under 3 GB at any
+number of rows.
 
 Runs, each in a fresh process (the peak RSS is that process's own, from
 ``resource.getrusage``):
@@ -258,10 +263,11 @@ def _plan(args, single, dist):
     merge = tasks.get("_merge_pair", [0, 0.0, 0.0])
     per_row = (add[2] + load[2]) / single["rows"]
     d, m = args.fold + 1, args.n_components
-    size = 8 * d * m + 2 * 8 * m * m + 8 * 10_000 * m
+    # cross block (single precision), T^T T, the held-out tail rows; E^T E on top
+    size = 4 * d * m + 8 * m * m + 8 * 10_000 * m
     solve = single["solve_seconds"]
-    print(f"statistics object: about {_gb(size)} (cross block 8 (d+1) m = "
-          f"{_gb(8 * d * m)}, T^T T, held-out tail rows; E^T E sparse on top); measured "
+    print(f"statistics object: about {_gb(size)} (cross block 4 (d+1) m = "
+          f"{_gb(4 * d * m)}, T^T T, held-out tail rows; E^T E sparse on top); measured "
           f"per-row cost of a partition (read + features + statistics) {per_row * 1e6:.0f} "
           f"us, merge {merge[1]:.2f} s, solve {solve:.0f} s")
     for rows in (1_000_000, 10_000_000, 100_000_000):
@@ -282,7 +288,7 @@ def main(argv=None):
     parser.add_argument("--test-rows", type=int, default=10_000)
     parser.add_argument("--n-features", type=int, default=2**20)
     parser.add_argument("--nnz", type=int, default=50)
-    parser.add_argument("--fold", type=int, default=2**15)
+    parser.add_argument("--fold", type=int, default=2**13)
     parser.add_argument("--n-components", type=int, default=4096)
     parser.add_argument("--parts", type=int, default=8,
                         help="training files = Dask partitions (default 8)")

@@ -581,8 +581,8 @@ def _add_stream_options(fit, predict):
                      help="with --stream: the svmlight width (else found by a first pass)")
     fit.add_argument("--fold-features", type=_positive_int, default=None, metavar="D",
                      help="with --stream: fold svmlight indices modulo D (the hashing "
-                          "trick; e.g. 32768 for the cg solver with 4096 components; the model "
-                          "then predicts with --stream)")
+                          "trick: the cg solver's statistics grow with the width, e.g. 8192 "
+                          "for text; the model then predicts with --stream)")
     fit.add_argument("--classes", type=float, nargs="+", default=None,
                      help="with --stream and classification: the labels (else found by a "
                           "first pass)")

@@ -215,7 +215,10 @@ class BlockStatistics:
 
     def _merge(self):
         if self._ete_pending:
-            self.ete = sum(self._ete_pending, self.ete).tocsr()
+            # the small batch products first, then one addition to the large E^T S E
+            # (adding them one by one would copy it once per batch product)
+            pending = self._ete_pending
+            self.ete = (self.ete + sum(pending[1:], pending[0])).tocsr()
             self._ete_pending = []
 
     def held_out(self):
