@@ -52,14 +52,16 @@ def _as_row_chunked(X, name="X"):
 
 
 def _aligned(v, row_chunks, name):
-    """``v`` (NumPy or Dask, 1-D or 2-D) as a dask array chunked like the rows of X."""
+    """``v`` (array-like or Dask, 1-D or 2-D) as a dask array chunked like X's rows."""
+    if not isinstance(v, da.Array):
+        v = np.asarray(v)
     n_rows = sum(row_chunks)
-    if v.shape[0] != n_rows:
-        raise ValueError(f"{name} has {v.shape[0]} rows, X has {n_rows}")
-    chunks = {0: row_chunks, **({1: -1} if v.ndim == 2 else {})}
+    if v.ndim not in (1, 2) or v.shape[0] != n_rows:
+        raise ValueError(f"{name} must have {n_rows} rows (those of X), got shape "
+                         f"{v.shape}")
     if isinstance(v, da.Array):
-        return v.rechunk(chunks)
-    return da.from_array(np.asarray(v), chunks=(row_chunks, *v.shape[1:]))
+        return v.rechunk({0: row_chunks, **({1: -1} if v.ndim == 2 else {})})
+    return da.from_array(v, chunks=(row_chunks, *v.shape[1:]))
 
 
 class _Partition:

@@ -192,8 +192,10 @@ def test_bad_dask_input(client):
         NTKRidge("exact").fit(Xd, yd)
     with pytest.raises(ValueError, match="unknown size"):
         _model().fit(Xd[Xd[:, 0] > 0], yd)
-    with pytest.raises(ValueError, match="rows"):
+    with pytest.raises(ValueError, match="must have 700 rows"):
         _model().fit(Xd, yd[:50])
+    with pytest.raises(ValueError, match="sample_weight must have 700 rows"):
+        _model().fit(Xd, yd, sample_weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="must be a dask.array"):
         _model().fit(X, yd)
     with pytest.raises(ValueError, match="2-D"):
