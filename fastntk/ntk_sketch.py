@@ -29,6 +29,7 @@ and random features", NeurIPS 2021.
 Ahle et al., "Oblivious sketching of high-degree polynomial kernels", SODA 2020.
 """
 import numbers
+from collections import namedtuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -224,7 +225,7 @@ class _PolynomialSketch:
                 # int8 signs: a float copy per call costs more than a one-row sketch
                 self.leaf_keys, self.leaf_codes, self.node_signs,
                 self.node_idx, normalize, out)
-        if sp.issparse(X):
+        if sp.issparse(X) or isinstance(X, _CSRParts):
             poly_map_csr(X.data, X.indices, X.indptr, *args)
         else:
             poly_map_dense(X, *args)
@@ -278,25 +279,37 @@ def _dense_row_norms_sq(X):
     return out
 
 
-def _normalized_rows(X, n_threads):
+class _CSRParts(namedtuple("_CSRParts", "data indices indptr shape")):
+    """The arrays of a CSR matrix, for the compiled kernels alone: building a scipy
+    matrix costs more than sketching a row, which a one-row request would pay."""
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+
+def _normalized_rows(X, n_threads, parts=False):
     """Unit-norm copy of the rows of ``X`` (zero rows stay zero) and the norms.
 
     Rows beyond the range where squares are safe are first divided by a power of two
     (exactly, :mod:`fastntk._scaling`), so every finite row gets its unit vector and a
-    norm that is finite whenever it is representable.
+    norm that is finite whenever it is representable.  With ``parts``, a sparse copy is
+    returned as :class:`_CSRParts`.
     """
     exponents = row_exponents(X)
-    U, norms = _normalized_scaled_rows(scale_rows(X, exponents), n_threads)
+    U, norms = _normalized_scaled_rows(scale_rows(X, exponents), n_threads, parts)
     return U, np.ldexp(norms, exponents)
 
 
-def _normalized_scaled_rows(X, n_threads):
+def _normalized_scaled_rows(X, n_threads, parts=False):
     if sp.issparse(X):
         norms = np.sqrt(csr_row_norms_sq(X.data, X.indptr, n_threads))
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        X = X.copy()
-        csr_scale_rows(X.data, X.indptr, inv, n_threads)
-        return X, norms
+        data = X.data.copy()
+        csr_scale_rows(data, X.indptr, inv, n_threads)
+        if parts:
+            return _CSRParts(data, X.indices, X.indptr, X.shape), norms
+        return sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape), norms
     norms = np.sqrt(_dense_row_norms_sq(X))
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     return (X * inv[:, None]).astype(X.dtype, copy=False), norms
@@ -554,6 +567,34 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """:meth:`transform_blocks` of rows already validated (a float32/float64 ndarray
         or canonical CSR of the fitted width): learners that validated their input call
         this, so that a request is checked once."""
+        X, out, norms = self._validated_tail(X)
+        if not self.sparse_output_:
+            return None, out
+        coef = self.coef_["ntk"]
+        return sparse_linear_block(X, norms, coef[0],
+                                   coef[1] if 1 in self.exact_degrees_ else None,
+                                   X.dtype), out
+
+    def _validated_exact_dot(self, X, W):
+        """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block.
+
+        Only for sparse output, whose exact block is ``[sqrt(a_0) ||x||, sqrt(a_1) x]``:
+        its product with ``W`` (shape ``(1 + n_features, k)``) is ``sqrt(a_0) ||x|| W[0]
+        + sqrt(a_1) x W[1:]``, which a predictor needs and which costs less than building
+        the block (for one row, building it costs more than the sketch).  None for dense
+        output.
+        """
+        if not self.sparse_output_:
+            return None
+        X, tail, norms = self._validated_tail(X)
+        coef = self.coef_["ntk"]
+        product = np.sqrt(coef[0]) * norms[:, None] * W[0]
+        if 1 in self.exact_degrees_:
+            product += np.sqrt(coef[1]) * np.asarray(X @ W[1:])
+        return product, tail
+
+    def _validated_tail(self, X):
+        """The rows (as the exact block reads them), the sketched features, the norms."""
         if not sp.issparse(X):
             X = np.ascontiguousarray(X)
         if self.sparse_output_ and not sp.issparse(X):
@@ -563,21 +604,18 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         out = np.empty((X.shape[0], width), dtype=X.dtype)
         norms_all = np.empty(X.shape[0])
         step = self._batch_size()
+        # only the polyfit sketch reads a sparse batch, and it takes the bare arrays
+        parts = self.method == "polyfit" and self.sparse_output_
         with _limit_threads(n_threads):
             for start in range(0, X.shape[0], step):
                 stop = min(start + step, X.shape[0])
                 # slicing costs more than the kernels for a request of one row
                 rows = X if stop - start == X.shape[0] else X[start:stop]
-                U, norms = _normalized_rows(rows, n_threads)
+                U, norms = _normalized_rows(rows, n_threads, parts)
                 out[start:stop] = self._transform_unit(U)
                 out[start:stop] *= norms[:, None].astype(X.dtype)
                 norms_all[start:stop] = norms
-        if not self.sparse_output_:
-            return None, out
-        coef = self.coef_["ntk"]
-        return sparse_linear_block(X, norms_all, coef[0],
-                                   coef[1] if 1 in self.exact_degrees_ else None,
-                                   X.dtype), out
+        return X, out, norms_all
 
     def _transform_unit(self, U):
         """Features of unit-norm (or zero) rows."""

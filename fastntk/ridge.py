@@ -449,15 +449,28 @@ class _BaseNTKRidge(BaseEstimator):
                     out[rows] = self._kernel(X[rows], self.X_fit_) @ dual
                 else:
                     batch = X if rows.stop - rows.start == X.shape[0] else X[rows]
-                    exact, tail = _feature_blocks(self.feature_map_, batch, validated=True)
-                    head = 0 if exact is None else exact.shape[1]
-                    out[rows] = 0.0
-                    if exact is not None:
-                        out[rows] += np.asarray(exact @ coef[:head])
-                    if tail is not None:
-                        out[rows] += tail @ coef[head:]
+                    out[rows] = self._linear_decision(batch, coef)
                 bar.update(rows.stop - rows.start)
         out += intercept
+        return out
+
+    def _linear_decision(self, X, coef):
+        """``[E(X) | T(X)] @ coef`` for validated rows (maps that can apply their exact
+        block to the weights without forming it do so)."""
+        fm = self.feature_map_
+        head = getattr(fm, "n_exact_features_", 0)
+        direct = (fm._validated_exact_dot(X, coef[:head])
+                  if hasattr(fm, "_validated_exact_dot") else None)
+        if direct is not None:
+            product, tail = direct
+            return product + tail.astype(np.float64, copy=False) @ coef[head:]
+        exact, tail = _feature_blocks(fm, X, validated=True)
+        head = 0 if exact is None else exact.shape[1]
+        out = np.zeros((X.shape[0], coef.shape[1]))
+        if exact is not None:
+            out += np.asarray(exact @ coef[:head])
+        if tail is not None:
+            out += tail @ coef[head:]
         return out
 
     def __sklearn_tags__(self):
