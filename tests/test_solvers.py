@@ -169,3 +169,47 @@ def test_cg_statistics_that_kept_rows_refuse_to_merge():
     stats = cg_module.BlockStatistics(3, 2, 1, False, True, keep_rows=True)
     with pytest.raises(ValueError, match="merged"):
         stats.merge(cg_module.BlockStatistics(3, 2, 1, False, True))
+
+
+@pytest.mark.parametrize("pieces", [[200], [70, 130]])
+def test_cg_dense_enough_exact_gram_switches_to_an_array_with_the_same_fit(monkeypatch,
+                                                                             pieces):
+    X = sp.random(200, 400, density=0.02, format="csr", random_state=3)
+    y = X[:, :20].toarray().sum(1) + 0.01 * np.arange(200) % 1
+    reference = NTKRidge(_sketch(), batch_size=32).partial_fit(X, y)
+    assert sp.issparse(reference._statistics.ete)
+    monkeypatch.setattr(cg_module, "_DENSE_ETE_FILL", 0.0)
+    model, start = NTKRidge(_sketch(), batch_size=32), 0
+    for size in pieces:
+        model.partial_fit(X[start:start + size], y[start:start + size])
+        start += size
+    assert isinstance(model._statistics.ete, np.ndarray)
+    np.testing.assert_allclose(model._statistics.ete, reference._statistics.ete.toarray(),
+                               rtol=1e-12, atol=1e-12)
+    assert (model.alpha_, model.gamma_) == (reference.alpha_, reference.gamma_)
+    np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_cg_merging_a_dense_exact_gram_into_a_sparse_one(monkeypatch):
+    from fastntk._solvers import Batch
+
+    rng = np.random.default_rng(0)
+    E = sp.random(200, 30, density=0.2, format="csr", random_state=2)
+    T, Y, w = rng.standard_normal((200, 4)), rng.standard_normal((200, 1)), np.ones(200)
+
+    def stats(rows, dense):
+        monkeypatch.setattr(cg_module, "_DENSE_ETE_FILL", 0.0 if dense else 2.0)  # never
+        out = cg_module.BlockStatistics(30, 4, 1, True, True)
+        for start in range(rows.start, rows.stop, 50):
+            part = slice(start, start + 50)
+            out.update(Batch(E[part], T[part], Y[part], w[part], start))
+        out._merge()
+        return out
+
+    whole = stats(slice(0, 200), dense=False)
+    first, second = stats(slice(0, 100), dense=False), stats(slice(100, 200), dense=True)
+    assert sp.issparse(first.ete) and isinstance(second.ete, np.ndarray)
+    first.merge(second)
+    assert isinstance(first.ete, np.ndarray)
+    np.testing.assert_allclose(first.ete, whole.ete.toarray(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.cross, whole.cross, rtol=1e-5, atol=1e-5)

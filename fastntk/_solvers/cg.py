@@ -58,6 +58,13 @@ _MAX_ITER = 1000
 _PATIENCE = 3
 #: Sparse batch products merged into the running E^T S E every this many batches.
 _MERGE_EVERY = 16
+#: A sparse E^T S E denser than this fraction is kept as a dense array instead, if that
+#: takes at most _DENSE_ETE_BYTES: past a quarter full, CSR (12 bytes an entry, and a
+#: copy at every addition) needs more memory than the dense matrix (8 bytes an entry,
+#: added to in place).  Folded or hashed text reaches it: 1M Zipf rows of 50 non-zeros
+#: folded to 8,192 columns fill E^T S E almost completely.
+_DENSE_ETE_FILL = 0.25
+_DENSE_ETE_BYTES = 2 * 2**30
 #: Largest dense temporary (bytes) of the sparse product ``E^T T`` of a batch.
 _CROSS_BLOCK_BYTES = 64 * 2**20
 #: Rows of the cross block corrected at a time when statistics are merged.
@@ -160,7 +167,8 @@ class BlockStatistics:
                 for start in range(0, self.n_tail, step):
                     self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
             self._ete_pending.append((Ew.T @ Ew).tocsr())
-            if len(self._ete_pending) >= _MERGE_EVERY:
+            # once dense, each batch product is added in place at once (no copies)
+            if len(self._ete_pending) >= (_MERGE_EVERY if sp.issparse(self.ete) else 1):
                 self._merge()
         else:
             Ew = E * sqrt_w[:, None]
@@ -214,12 +222,29 @@ class BlockStatistics:
         return self
 
     def _merge(self):
-        if self._ete_pending:
-            # the small batch products first, then one addition to the large E^T S E
-            # (adding them one by one would copy it once per batch product)
-            pending = self._ete_pending
-            self.ete = (self.ete + sum(pending[1:], pending[0])).tocsr()
-            self._ete_pending = []
+        """Add the pending products (sparse batch products, or merged statistics' dense
+        ones) into E^T S E, switching it to a dense array once it is dense enough."""
+        pending, self._ete_pending = self._ete_pending, []
+        if not pending:
+            return
+        dense = [block for block in pending if not sp.issparse(block)]
+        sparse = [block for block in pending if sp.issparse(block)]
+        # the small batch products first, then one addition to the large E^T S E
+        # (adding them one by one would copy it once per batch product)
+        total = sum(sparse[1:], sparse[0]).tocsr() if sparse else None
+        if sp.issparse(self.ete) and not dense:
+            self.ete = (self.ete + total).tocsr()
+            n = self.n_exact
+            if (self.ete.nnz > _DENSE_ETE_FILL * n * n
+                    and 8 * n * n <= _DENSE_ETE_BYTES):
+                self.ete = self.ete.toarray()
+            return
+        if sp.issparse(self.ete):
+            self.ete = self.ete.toarray()
+        for block in dense:
+            self.ete += block
+        if total is not None:
+            _add_sparse(self.ete, total)
 
     def held_out(self):
         """The held-out rows stacked: ``E`` (CSR/dense), ``T``, ``Y``, ``w``."""
@@ -243,6 +268,14 @@ class BlockStatistics:
             E = stack(E).tocsr() if self.sparse_exact else stack(E)
             self._rows = [(E, np.vstack(T), np.concatenate(w))]
         return self._rows[0]
+
+
+def _add_sparse(dense, S):
+    """``dense += S`` in place for a CSR ``S`` (duplicates summed first: fancy-index
+    addition keeps one of several entries at the same position)."""
+    S.sum_duplicates()
+    rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+    dense[rows, S.indices] += S.data
 
 
 def _take(part, rows):
