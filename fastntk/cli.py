@@ -33,7 +33,6 @@ first pass that finds the svmlight width, index base and classes unless ``--n-fe
 """
 import argparse
 import io
-import itertools
 import os
 import sys
 import time
@@ -46,6 +45,7 @@ import scipy.sparse as sp
 from ._version import __version__
 from .streaming import describe_svmlight_error
 from .streaming import file_kind as _kind
+from .streaming import open_csv_rows
 from .streaming import open_file as _open
 from .streaming import split_label as _split_label
 
@@ -140,14 +140,8 @@ def _describe_svmlight_error(path, exc):
 
 
 def _read_csv(path):
-    # utf-8-sig: a byte-order mark is not part of the first field
-    with _open(path, "rt", encoding="utf-8-sig") as f:
-        first = f.readline()
-        try:
-            float(first.split(",")[0])
-            lines = itertools.chain([first], f)
-        except ValueError:
-            lines = f                                   # a header line
+    f, lines = open_csv_rows(path)
+    with f:
         try:
             table = np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
         except ValueError as exc:

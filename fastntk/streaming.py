@@ -175,15 +175,22 @@ def _svmlight_chunks(path, chunk_rows, n_features, zero_based, fold_features):
 
 
 # ---------------------------------------------------------------------- CSV and .npy
+def open_csv_rows(path):
+    """``path`` opened as text (utf-8-sig: a byte-order mark is not part of the first
+    field), and an iterator over its data lines: a first line whose first field is not
+    a number is a header and is skipped.  Use as ``with`` on the first element."""
+    f = open_file(path, "rt", encoding="utf-8-sig")
+    first = f.readline()
+    try:
+        float(first.split(",")[0])
+        return f, itertools.chain([first], f)
+    except ValueError:
+        return f, iter(f)                                # a header line
+
+
 def _csv_tables(path, chunk_rows):
-    # utf-8-sig: a byte-order mark is not part of the first field
-    with open_file(path, "rt", encoding="utf-8-sig") as f:
-        first = f.readline()
-        try:
-            float(first.split(",")[0])
-            lines = itertools.chain([first], f)
-        except ValueError:
-            lines = iter(f)                              # a header line
+    f, lines = open_csv_rows(path)
+    with f:
         while True:
             block = list(itertools.islice(lines, chunk_rows))
             if not block:

@@ -1,6 +1,21 @@
 """The equality of two ridge models fitted on the same rows in different ways (in memory,
-from chunks, on a Dask cluster), shared by the out-of-core and Dask tests."""
+from chunks, on a Dask cluster), and the data they are fitted on, shared by the
+out-of-core and Dask tests."""
 import numpy as np
+import scipy.sparse as sp
+
+
+def interaction_data(kind, n, n_features, density, seed=0):
+    """Rows (CSR of ``n_features`` columns at ``density``, or dense with 5 columns) and
+    a target with a linear part and an interaction, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    if kind == "sparse":
+        X = sp.random(n, n_features, density=density, format="csr", random_state=seed)
+    else:
+        X = rng.standard_normal((n, 5))
+    dense = X.toarray() if sp.issparse(X) else X
+    y = dense[:, 0] + 2.0 * dense[:, 1] * dense[:, 2] + 0.05 * rng.standard_normal(n)
+    return X, y
 
 
 def assert_same_model(a, b):

@@ -17,21 +17,14 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
-from _same_model import assert_same_model  # noqa: E402
+from _same_model import assert_same_model, interaction_data  # noqa: E402
 from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch  # noqa: E402
 
 CASES = [("dense", "primal"), ("dense", "cg"), ("sparse", "cg")]
 
 
 def _data(kind, n=700, seed=0):
-    rng = np.random.default_rng(seed)
-    if kind == "sparse":
-        X = sp.random(n, 60, density=0.1, format="csr", random_state=seed)
-    else:
-        X = rng.standard_normal((n, 5))
-    dense = X.toarray() if sp.issparse(X) else X
-    y = dense[:, 0] + 2.0 * dense[:, 1] * dense[:, 2] + 0.05 * rng.standard_normal(n)
-    return X, y
+    return interaction_data(kind, n, 60, 0.1, seed)
 
 
 def _dask(X, rows):

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
-from _same_model import assert_same_model
+from _same_model import assert_same_model, interaction_data
 from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
 from fastntk._solvers import Design, RidgeSpec, get_streaming
 from fastntk.ridge import _feature_blocks
@@ -24,14 +24,7 @@ CASES = [("dense", "primal"), ("dense", "cg"), ("sparse", "cg")]
 
 
 def _data(kind, n=600, seed=0):
-    rng = np.random.default_rng(seed)
-    if kind == "sparse":
-        X = sp.random(n, 70, density=0.08, format="csr", random_state=seed)
-    else:
-        X = rng.standard_normal((n, 5))
-    dense = X.toarray() if sp.issparse(X) else X
-    y = dense[:, 0] + 2.0 * dense[:, 1] * dense[:, 2] + 0.05 * rng.standard_normal(n)
-    return X, y
+    return interaction_data(kind, n, 70, 0.08, seed)
 
 
 def _model(estimator=NTKRidge, solver="auto", **kwargs):
