@@ -29,17 +29,33 @@ Runs, each in a fresh process (the peak RSS is that process's own, from
 ``resource.getrusage``):
 
 1. ``stream``: ``NTKRidge(NTKSketch(depth=2, n_components=4096)).fit_stream`` over
-   :func:`fastntk.streaming.read_chunks` of the directory: one pass, time, rows/s, the
-   time of the solve after the pass, peak RSS, test R^2.  ``--memory-cap-gb`` sets
-   ``RLIMIT_AS`` (address space, which counts reserved-but-unused memory too) in it.
+   :func:`fastntk.streaming.read_chunks` of the directory: one pass, time, rows/s and the
+   time per 100,000 rows, the time of the solve after the pass, peak RSS, test R^2.
+   ``--memory-cap-gb`` runs it in a memory cgroup of that limit (resident memory and
+   page cache, as a container's limit; needs root and a cgroup file system), so that a
+   training directory larger than the cap shows the fit out of core.
 2. ``dask``: the same fit on a ``LocalCluster(n_workers=--workers, threads_per_worker=1)``
    with one partition per file, read on the workers; per-task durations from Dask's task
    stream (the measured per-partition cost), every worker's peak RSS, the client's, and
    the overhead against the single process.  Then a paper plan for 16 and 64 workers.
+3. ``ridge`` (``--baseline``): scikit-learn's ``Ridge`` on the raw rows (all 2^20
+   columns, not folded, loaded in memory), alpha chosen on the same kind of held-out
+   fold as fastntk's (every fifth row) from the same grid, refitted on all rows: the
+   linear model a user would otherwise fit, its test R^2, time and peak RSS.
+
+``--reuse`` keeps the data of an earlier run and ``--max-parts`` takes the first files
+only, so one directory serves every size, e.g.::
+
+    python asv_benchmarks/large_data.py --rows 4000000 --parts 40 --dir /scratch/ld \
+        --memory-cap-gb 3 --skip-dask                     # 3.5 GiB of files, a 3 GiB cap
+    python asv_benchmarks/large_data.py --dir /scratch/ld --reuse --max-parts 10
+    python asv_benchmarks/large_data.py --dir /scratch/ld --reuse --max-parts 2 \
+        --skip-dask --baseline                            # 200,000 rows against Ridge
 
 On a shared or loaded machine, quote the ratios rather than the seconds.
 """
 import argparse
+import functools
 import json
 import os
 import resource
@@ -137,9 +153,6 @@ def run_stream(args):
     """One pass over the files in this process (the ``stream`` child)."""
     from fastntk.streaming import read_chunks
 
-    if args.memory_cap_gb:
-        cap = int(args.memory_cap_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     files = [p for p, _ in json.loads(args.parts_json)]
     timing = {}
 
@@ -214,16 +227,85 @@ def run_dask(args):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+ALPHAS = 10.0 ** np.arange(-4, 4.5, 0.5)
+
+
+def run_ridge(args):
+    """scikit-learn's Ridge on the raw rows in memory (the ``ridge`` child)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    from fastntk.streaming import read_chunks
+
+    files = [p for p, _ in json.loads(args.parts_json)]
+    start = time.perf_counter()
+    pieces = list(read_chunks(files, chunk_rows=1 << 20, zero_based=True,
+                              n_features=args.n_features))
+    X = sp.vstack([X for X, _ in pieces], format="csr")
+    y = np.concatenate([y for _, y in pieces])
+    del pieces
+    loaded = time.perf_counter()
+    held = np.arange(X.shape[0]) % 5 == 0
+    scores = []
+    for alpha in ALPHAS:
+        model = Ridge(alpha=alpha, solver="sparse_cg").fit(X[~held], y[~held])
+        scores.append(r2_score(y[held], model.predict(X[held])))
+    alpha = float(ALPHAS[int(np.argmax(scores))])
+    model = Ridge(alpha=alpha, solver="sparse_cg").fit(X, y)
+    end = time.perf_counter()
+    test_X, test_y = next(read_chunks(args.test, chunk_rows=1 << 20, zero_based=True,
+                                      n_features=args.n_features))
+    result = dict(rows=X.shape[0], seconds=end - loaded, load_seconds=loaded - start,
+                  peak_rss=_peak_rss(), alpha=alpha,
+                  test_r2=float(r2_score(test_y, model.predict(test_X))))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _memory_cgroup(cap_bytes):
+    """Create a memory cgroup limited to ``cap_bytes``; return its ``cgroup.procs``."""
+    name = f"fastntk-large-data-{os.getpid()}"
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+    if v2.exists() and "memory" in v2.read_text().split():
+        group, limit = Path("/sys/fs/cgroup") / name, "memory.max"
+    else:
+        group, limit = Path("/sys/fs/cgroup/memory") / name, "memory.limit_in_bytes"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / limit).write_text(str(cap_bytes))
+    except OSError as exc:
+        raise SystemExit(f"--memory-cap-gb needs a writable memory cgroup ({group}): "
+                         f"{exc}") from None
+    return group / "cgroup.procs"
+
+
+def _join(procs):
+    """Move this (child) process into the cgroup of ``procs``."""
+    procs.write_text(str(os.getpid()))
+
+
 def _child(mode, args, parts, test):
     command = [sys.executable, __file__, "--child", mode, "--parts-json", json.dumps(parts),
                "--test", test]
-    for name in ("fold", "chunk_rows", "workers", "worker_memory_gb", "memory_cap_gb",
-                 "n_components"):
+    for name in ("fold", "chunk_rows", "workers", "worker_memory_gb", "n_components",
+                 "n_features"):
         value = getattr(args, name)
         if value is not None:
             command += [f"--{name.replace('_', '-')}", str(value)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    enter = None
+    if args.memory_cap_gb and mode == "stream":
+        enter = functools.partial(_join, _memory_cgroup(int(args.memory_cap_gb * 2**30)))
+    out = subprocess.run(command, check=True, capture_output=True, text=True,
+                         preexec_fn=enter).stdout
     return json.loads(out.split("RESULT ", 1)[1])
+
+
+def _count_rows(path):
+    """Rows of an svmlight file: its lines (the files this script writes)."""
+    count = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            count += block.count(b"\n")
+    return count
 
 
 def _gb(n_bytes):
@@ -233,7 +315,8 @@ def _gb(n_bytes):
 def report_single(single):
     n = single["rows"]
     print(f"\nout of core, one process: {n} rows in {single['seconds']:.0f} s "
-          f"({n / single['seconds']:,.0f} rows/s), of which the solve after the pass "
+          f"({n / single['seconds']:,.0f} rows/s, {1e5 * single['seconds'] / n:.1f} s per "
+          f"100,000 rows), of which the solve after the pass "
           f"{single['solve_seconds']:.0f} s; peak RSS {_gb(single['peak_rss'])}; alpha "
           f"{single['alpha']:.3g}, gamma {single['gamma']:g}; test R2 "
           f"{single['test_r2']:.4f}", flush=True)
@@ -298,8 +381,13 @@ def main(argv=None):
     parser.add_argument("--memory-cap-gb", type=float, default=None)
     parser.add_argument("--dir", default="/tmp/fastntk-large-data")
     parser.add_argument("--reuse", action="store_true", help="keep existing data files")
+    parser.add_argument("--max-parts", type=int, default=None,
+                        help="with --reuse: the first files only")
     parser.add_argument("--skip-dask", action="store_true")
-    parser.add_argument("--child", choices=("stream", "dask"), help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", action="store_true",
+                        help="also scikit-learn Ridge on the raw rows, in memory")
+    parser.add_argument("--child", choices=("stream", "dask", "ridge"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--parts-json", help=argparse.SUPPRESS)
     parser.add_argument("--test", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -307,20 +395,32 @@ def main(argv=None):
         return run_stream(args)
     if args.child == "dask":
         return run_dask(args)
+    if args.child == "ridge":
+        return run_ridge(args)
     test = Path(args.dir) / "test.svm"
     train = sorted((Path(args.dir) / "train").glob("part-*.svm"))
     if args.reuse and train and test.exists():
-        from fastntk.streaming import scan
-
-        parts = [(str(p), scan(p, zero_based=True, fold_features=args.fold).n_rows)
-                 for p in train]
+        parts = [(str(p), _count_rows(p)) for p in train[:args.max_parts]]
         test = str(test)
+        size = sum(os.path.getsize(p) for p, _ in parts)
+        print(f"data: {sum(n for _, n in parts)} rows in {len(parts)} svmlight files, "
+              f"{size / 2**30:.2f} GiB on disk", flush=True)
     else:
         parts, test, _ = generate(args)
     print(f"NTKSketch(depth={DEPTH}, n_components={args.n_components}), solver cg, indices "
           f"folded to {args.fold} columns (see the docstring)", flush=True)
+    if args.memory_cap_gb:
+        print(f"the fit runs in a memory cgroup capped at {args.memory_cap_gb:g} GiB",
+              flush=True)
     single = _child("stream", args, parts, test)
     report_single(single)
+    if args.baseline:
+        ridge = _child("ridge", args, parts, test)
+        print(f"scikit-learn Ridge (sparse_cg) on the raw {args.n_features} columns, in "
+              f"memory: {ridge['seconds']:.0f} s for {len(ALPHAS)} held-out alphas and the "
+              f"refit (loading {ridge['load_seconds']:.0f} s), peak RSS "
+              f"{_gb(ridge['peak_rss'])}, alpha {ridge['alpha']:.3g}, test R2 "
+              f"{ridge['test_r2']:.4f}", flush=True)
     if not args.skip_dask:
         report_dask(args, single, _child("dask", args, parts, test))
 
