@@ -346,11 +346,12 @@ def _plan(args, single, dist):
     merge = tasks.get("_merge_pair", [0, 0.0, 0.0])
     per_row = (add[2] + load[2]) / single["rows"]
     d, m = args.fold + 1, args.n_components
-    # cross block (single precision), T^T T, the held-out tail rows; E^T E on top
-    size = 4 * d * m + 8 * m * m + 8 * 10_000 * m
+    # cross block (single precision), T^T T, the held-out tail rows, and E^T E, which
+    # the folded text fills: counted dense (8 d^2 bytes), as the solver then keeps it
+    size = 4 * d * m + 8 * m * m + 8 * 10_000 * m + 8 * d * d
     solve = single["solve_seconds"]
     print(f"statistics object: about {_gb(size)} (cross block 4 (d+1) m = "
-          f"{_gb(4 * d * m)}, T^T T, held-out tail rows; E^T E sparse on top); measured "
+          f"{_gb(4 * d * m)}, T^T T, held-out tail rows, E^T E dense); measured "
           f"per-row cost of a partition (read + features + statistics) {per_row * 1e6:.0f} "
           f"us, merge {merge[1]:.2f} s, solve {solve:.0f} s")
     for rows in (1_000_000, 10_000_000, 100_000_000):
