@@ -40,7 +40,8 @@ Runs, each in a fresh process (the peak RSS is that process's own, from
    the overhead against the single process.  Then a paper plan for 16 and 64 workers.
 3. ``ridge`` (``--baseline``): scikit-learn's ``Ridge`` on the raw rows (all 2^20
    columns, not folded, loaded in memory), alpha chosen on the same kind of held-out
-   fold as fastntk's (every fifth row) from the same grid, refitted on all rows: the
+   fold as fastntk's (every fifth row) from ``compare.py``'s grid (17 half decades
+   1e-4 .. 1e4; fastntk searches its own, wider default), refitted on all rows: the
    linear model a user would otherwise fit, its test R^2, time and peak RSS.
 
 ``--reuse`` keeps the data of an earlier run and ``--max-parts`` takes the first files
@@ -66,6 +67,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from compare import ALPHAS          # the same grid as RidgeCV's in the comparison
 
 DEPTH = 2
 
@@ -227,9 +230,6 @@ def run_dask(args):
     print("RESULT " + json.dumps(result), flush=True)
 
 
-ALPHAS = 10.0 ** np.arange(-4, 4.5, 0.5)
-
-
 def run_ridge(args):
     """scikit-learn's Ridge on the raw rows in memory (the ``ridge`` child)."""
     from sklearn.linear_model import Ridge
@@ -246,10 +246,12 @@ def run_ridge(args):
     del pieces
     loaded = time.perf_counter()
     held = np.arange(X.shape[0]) % 5 == 0
+    fit_X, fit_y, held_X, held_y = X[~held], y[~held], X[held], y[held]
     scores = []
     for alpha in ALPHAS:
-        model = Ridge(alpha=alpha, solver="sparse_cg").fit(X[~held], y[~held])
-        scores.append(r2_score(y[held], model.predict(X[held])))
+        model = Ridge(alpha=alpha, solver="sparse_cg").fit(fit_X, fit_y)
+        scores.append(r2_score(held_y, model.predict(held_X)))
+    del fit_X, held_X
     alpha = float(ALPHAS[int(np.argmax(scores))])
     model = Ridge(alpha=alpha, solver="sparse_cg").fit(X, y)
     end = time.perf_counter()
