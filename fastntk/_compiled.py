@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - depends on how fastntk was inst
         f"`python setup.py build_ext --inplace`)") from exc
 
 __all__ = ["hashed_codes", "countsketch_csr", "countsketch_csr_hashed", "countsketch_dense",
-           "csr_row_norms_sq", "csr_scale_rows"]
+           "csr_row_norms_sq", "csr_scale_rows", "csr_pairs"]
 
 hashed_codes = _countsketch.hashed_codes
 
@@ -46,3 +46,9 @@ def csr_row_norms_sq(data, indptr, n_threads=1):
 def csr_scale_rows(data, indptr, scale, n_threads=1):
     """:func:`fastntk._sparsefuncs.csr_scale_rows`."""
     _sparsefuncs.csr_scale_rows(data, indptr, scale, openmp_threads(n_threads))
+
+
+def csr_pairs(data, indices, indptr, out_ptr, n_features, codes, values, n_threads=1):
+    """:func:`fastntk._sparsefuncs.csr_pairs`."""
+    _sparsefuncs.csr_pairs(data, indices, indptr, out_ptr, n_features, codes, values,
+                           openmp_threads(n_threads))

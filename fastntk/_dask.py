@@ -173,7 +173,7 @@ def fit(estimator, X, y, sample_weight=None):
     if first is None:
         raise ValueError("X has no rows")
     X_first = fitted._validate_X(X.blocks[first].compute(), reset=True)
-    feature_map = fitted._new_feature_map(X_first)
+    feature_map = fitted._new_feature_map(X_first, first_chunk=True)
     n = X_first.shape[0]
     solver, _, spec, design = fitted._stream_plan(
         alphas, gammas, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))
@@ -185,7 +185,7 @@ def fit(estimator, X, y, sample_weight=None):
     w_parts = [None] * len(X_parts) if weights is None else weights.to_delayed().ravel()
     blocks = list(zip(X_parts, y_parts, w_parts))
     statistics = _statistics_graph(task, blocks, offsets).compute()
-    solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_exact)
+    solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_linear)
     solution.state = None                                 # as fit: statistics are freed
     fitted.feature_map_ = feature_map
     fitted._set_solution(solution, solver)

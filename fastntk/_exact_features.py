@@ -118,3 +118,87 @@ def sparse_linear_block(X, norms, coef0, coef1, dtype):
         indices = indices.astype(np.int32)
         indptr = indptr.astype(np.int32)
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, X.shape[1] + 1))
+
+
+#: Pair codes enumerated at a time while a vocabulary is collected (16 bytes each).
+_PAIR_CHUNK = 1 << 22
+
+
+def _row_pairs(X, n_threads=1):
+    """Codes, values and row pointers of ``x ⊗ x`` over the unordered pairs of each row
+    of the canonical CSR ``X`` (:func:`fastntk._compiled.csr_pairs`)."""
+    from ._compiled import csr_pairs
+
+    nnz = np.diff(X.indptr).astype(np.int64)
+    out_ptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
+    np.cumsum(nnz * (nnz + 1) // 2, out=out_ptr[1:])
+    codes = np.empty(out_ptr[-1], dtype=np.int64)
+    values = np.empty(out_ptr[-1], dtype=np.float64)
+    csr_pairs(X.data, X.indices, X.indptr, out_ptr, X.shape[1], codes, values, n_threads)
+    return codes, values, out_ptr
+
+
+def mean_pairs_per_row(X):
+    """Mean number of unordered pairs ``k (k + 1) / 2`` of a CSR row of ``k`` entries."""
+    nnz = np.diff(X.indptr).astype(np.float64)
+    return float(np.mean(nnz * (nnz + 1) / 2)) if nnz.size else 0.0
+
+
+class SparsePairFeatures:
+    """Degree 2 of sparse rows exactly, over the pairs of columns seen by ``fit``.
+
+    ``<x ⊗ x, y ⊗ y> = <x, y>^2`` is a sum over the pairs of columns both rows hold; a
+    row's pairs are its ``k (k + 1) / 2`` products ``x_a x_b`` (times ``sqrt(2)`` for
+    ``a != b``).  Each pair that occurs in the rows given to ``fit`` gets one column (a
+    vocabulary of pairs, as a vectoriser's vocabulary of words); pairs never seen there
+    are dropped at :meth:`transform`.  A linear model fitted on these rows puts no
+    weight on an unseen pair's column (its training column would be zero), so dropping
+    it changes no prediction of such a model; inner products between two new rows lose
+    the terms of their shared unseen pairs.
+
+    Parameters
+    ----------
+    X : CSR matrix, canonical
+        The rows whose pairs make the vocabulary.
+    coef2 : float
+        ``a_2``: the block of a row ``x`` is ``sqrt(a_2) (x ⊗ x) / ||x||``, whose inner
+        products are ``a_2 <x, y>^2 / (||x|| ||y||)``, the degree-2 term of
+        ``||x|| ||y|| sum_j a_j cos^j``.
+    """
+
+    def __init__(self, X, coef2):
+        if X.shape[1] > 2**31:
+            raise ValueError(f"exact degree-2 features need n_features <= 2**31 (pair "
+                             f"codes are int64), got {X.shape[1]}")
+        self.n_features = X.shape[1]
+        self.scale = float(np.sqrt(coef2))
+        vocabulary = np.empty(0, dtype=np.int64)
+        nnz = np.diff(X.indptr).astype(np.int64)
+        pairs = np.cumsum(nnz * (nnz + 1) // 2)
+        start = 0
+        while start < X.shape[0]:
+            # rows whose pairs fill about one chunk (at least one row)
+            stop = max(start + 1, int(np.searchsorted(
+                pairs, (pairs[start - 1] if start else 0) + _PAIR_CHUNK, side="right")))
+            codes, _, _ = _row_pairs(X[start:stop])
+            vocabulary = np.union1d(vocabulary, codes)
+            start = stop
+        self.vocabulary = vocabulary
+        self.n_components = int(vocabulary.shape[0])
+
+    def transform(self, X, norms, dtype, n_threads=1):
+        """The block of the rows of the canonical CSR ``X`` (norms ``norms``), as CSR."""
+        codes, values, out_ptr = _row_pairs(X, n_threads)
+        columns = np.searchsorted(self.vocabulary, codes)
+        np.minimum(columns, max(self.n_components - 1, 0), out=columns)
+        seen = (self.vocabulary[columns] == codes) if self.n_components else \
+            np.zeros(codes.shape[0], dtype=bool)
+        row_scale = np.divide(self.scale, norms, out=np.zeros(X.shape[0]), where=norms > 0)
+        values *= np.repeat(row_scale, np.diff(out_ptr))
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(out_ptr))
+        kept = np.zeros(X.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[seen], minlength=X.shape[0]), out=kept[1:])
+        index_dtype = np.int32 if max(self.n_components, kept[-1]) < 2**31 else np.int64
+        return sp.csr_matrix((values[seen].astype(dtype), columns[seen].astype(index_dtype),
+                              kept.astype(index_dtype)),
+                             shape=(X.shape[0], self.n_components))

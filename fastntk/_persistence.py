@@ -48,7 +48,7 @@ __all__ = ["ModelFormatError", "ModelVersionError", "CLASSES", "FORMAT_VERSION",
 
 FORMAT = "fastntk-model"
 #: Layout version of the files this fastntk writes (see the compatibility rule).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _JSON = "model.json"
 
 # name in the file -> (module, attribute); the only classes a file can instantiate
@@ -57,6 +57,7 @@ _CLASS_PATHS = {
     "NTKSketch._PolynomialSketch": ("fastntk.ntk_sketch", "_PolynomialSketch"),
     "NTKSketch._TensorReduction": ("fastntk.ntk_sketch", "_TensorReduction"),
     "MonomialFeatures": ("fastntk._exact_features", "MonomialFeatures"),
+    "SparsePairFeatures": ("fastntk._exact_features", "SparsePairFeatures"),
     "NTKRandomFeatures": ("fastntk.random_features", "NTKRandomFeatures"),
     "CNTKSketch": ("fastntk.cntk_sketch", "CNTKSketch"),
     "CountSketch": ("fastntk.sketches", "CountSketch"),
@@ -177,10 +178,30 @@ def _encode(model, metadata, payload=None):
 
 
 # ----------------------------------------------------------------------------- decode
+def _sketch_from_2(state):
+    """Format 2 had no ``n_linear_features_``: its tail weight scaled the tail only."""
+    if "n_exact_features_" in state:
+        state.setdefault("n_linear_features_", state["n_exact_features_"])
+    return state
+
+
+def _cg_statistics_from_2(state):
+    """Format 2 read the diagonal of ``E^T S E`` from the matrix itself."""
+    ete = state["ete"]
+    state.setdefault("sq_e", np.asarray(ete.diagonal() if hasattr(ete, "tocsr")
+                                        else np.diag(ete), dtype=np.float64).copy())
+    return state
+
+
+#: file format -> class name -> conversion of a decoded state to the next format
+_UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2}}
+
+
 class _Decoder:
-    def __init__(self, archive, path):
+    def __init__(self, archive, path, version=FORMAT_VERSION):
         self.archive = archive
         self.path = path
+        self.version = version
         self.names = set(archive.namelist())
 
     def fail(self, what):
@@ -268,6 +289,8 @@ class _Decoder:
             state = self(node["state"])
             if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
                 self.fail(f"attributes of {name} are not a dict")
+            for version in range(self.version, FORMAT_VERSION):
+                state = _UPGRADES[version].get(name, lambda s: s)(state)
             cls = _class_of(name)
             obj = cls.__new__(cls)
             obj.__dict__.update(_with_new_parameters(cls, state))
@@ -431,7 +454,7 @@ def load_model(path, *, trusted=False):
             raise ModelFormatError(f"{path} is not a valid fastntk model file: member {bad} "
                                    f"is corrupt")
         _check_header(tree, path)
-        decoder = _Decoder(archive, path)
+        decoder = _Decoder(archive, path, tree["format_version"])
         metadata = decoder(tree["metadata"])
         if not isinstance(metadata, dict):
             decoder.fail("its metadata is not a dict")

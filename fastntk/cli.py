@@ -246,6 +246,19 @@ def _parse_image_shape(text, n_features):
     return shape
 
 
+def _exact_degrees(text):
+    """``--exact-degrees``: "auto" or a non-negative integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or an integer >= 0, got {text!r}")
+    return value
+
+
 def build_model(args, n_features):
     """The estimator that ``fastntk fit`` trains, from the parsed arguments."""
     from .ridge import NTKRidge, NTKRidgeClassifier
@@ -267,6 +280,7 @@ def build_model(args, n_features):
     elif args.model == "ntk-sketch":
         if args.degree is not None:
             params["degree"] = args.degree
+        params["exact_degrees"] = args.exact_degrees
         feature_map = _import_feature_map("NTKSketch", args.model)(**params)
     else:
         if args.degree is not None:
@@ -762,6 +776,10 @@ def make_parser():
                      help="feature dimension (default 4096)")
     fit.add_argument("--degree", type=_positive_int, default=None,
                      help="polynomial degree of the sketches (default: the feature map's)")
+    fit.add_argument("--exact-degrees", type=_exact_degrees, default="auto",
+                     help="ntk-sketch: degrees computed exactly, 'auto' or 0..k (default "
+                          "auto: for sparse rows the norm, the row and, for short rows, its "
+                          "pairs of columns; --stream leaves the pairs out)")
     fit.add_argument("--image-shape", default=None, metavar="H,W,C",
                      help="image shape for cntk-sketch / exact CNTK (default: square, 1 channel)")
     fit.add_argument("--alphas", type=float, nargs="+", default=None,

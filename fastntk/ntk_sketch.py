@@ -40,7 +40,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
 from ._jit import jit
-from ._exact_features import MonomialFeatures, monomial_dimension, sparse_linear_block
+from ._exact_features import (MonomialFeatures, SparsePairFeatures, mean_pairs_per_row,
+                              monomial_dimension, sparse_linear_block)
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._scaling import row_exponents, scale_rows
 from ._compiled import csr_row_norms_sq, csr_scale_rows
@@ -104,15 +105,18 @@ def split_widths(coef, n_components):
     return widths
 
 
-def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
+def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees,
+                         pairs_per_row=0.0):
     """Degrees of ``sum_j coef[j] t^j`` represented exactly, and the sketched tail's widths.
 
     ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
-    itself, outside the ``n_components`` budget, which the tail then gets whole); for
-    dense input every degree ``j`` whose monomial dimension ``C(d + j - 1, j)`` fits in
-    the width the budget split would give it, re-splitting the freed width over the
-    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
-    ``0..k`` (at most 1 for sparse input).
+    itself, outside the ``n_components`` budget, which the tail then gets whole), and
+    degree 2 (the row's pairs of columns, also outside the budget) when a row has on
+    average at most ``n_components`` pairs (``pairs_per_row``), i.e. when the exact
+    degree 2 costs no more per row than the sketch; for dense input every degree ``j``
+    whose monomial dimension ``C(d + j - 1, j)`` fits in the width the budget split would
+    give it, re-splitting the freed width over the sketched degrees until no further
+    degree fits.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse input).
 
     Returns
     -------
@@ -124,12 +128,14 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
     coef = np.asarray(coef, dtype=float)
     top = coef.shape[0] - 1
     if exact_degrees == "auto":
-        wanted = set(range(min(1, top) + 1)) if sparse else {0}
+        wanted = {0} if not sparse else set(range(
+            min(2 if pairs_per_row <= n_components else 1, top) + 1))
     else:
-        if sparse and exact_degrees > 1:
-            raise ValueError(f"exact_degrees={exact_degrees} needs degree-2 features of a "
-                             f"sparse row (n_features^2 columns); sparse input supports "
-                             f"exact_degrees <= 1 or 'auto'")
+        if sparse and exact_degrees > 2:
+            raise ValueError(f"exact_degrees={exact_degrees} needs degree-{exact_degrees} "
+                             f"features of a sparse row (n_features^{exact_degrees} "
+                             f"columns); sparse input supports exact_degrees <= 2 or "
+                             f"'auto'")
         wanted = set(range(min(exact_degrees, top) + 1))
 
     def dense_width(degrees):
@@ -349,16 +355,23 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         degree 0 is one column ``sqrt(a_0) ||x||`` and degree 1 the row itself,
         ``sqrt(a_1) x``, a sparse block of ``n_features`` columns (never densified, never
         hashed); the ``n_components`` sketched columns all go to the degrees >= 2, and
-        :meth:`transform` returns CSR of width ``1 + n_features + n_components``.  Dense
+        :meth:`transform` returns CSR of width ``n_exact_features_ + n_components``
+        (``1 + n_features``, plus the pairs below with degree 2).  Dense
         input: degree ``j`` takes the ``C(d + j - 1, j)`` weighted monomials of the unit
         row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, every
         degree whose monomials fit in the width a budget split would have given it
         (re-splitting the freed width over the sketched degrees), and for sparse input
-        degrees 0 and 1.  An integer ``k`` asks for degrees ``0..k`` (at most 1 for sparse
-        input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
+        degrees 0, 1 and (for short rows, below) 2.  An integer ``k`` asks for degrees
+        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
         which a hashed degree 1 spoils with collisions as large as the signal; a dense
         low-dimensional input has low degrees of small rank, on which a sketch wastes its
-        width.
+        width.  Sparse degree 2 is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns
+        that occur together in a row given to ``fit`` (one column per pair seen there, as
+        a vectoriser's vocabulary; unseen pairs are dropped at transform, which changes no
+        prediction of a linear model fitted on the ``fit`` rows); ``"auto"`` includes it
+        when the ``fit`` rows have on average at most ``n_components`` pairs ``k (k + 1) /
+        2`` (``k`` non-zeros): short documents such as tweets (``k ~ 16``, 150 pairs), not
+        long ones.  Its cost per row is its number of pairs.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches, drawn in ``fit``.
     n_jobs : int or None, default=None
@@ -379,6 +392,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Degrees represented exactly (empty for layerwise).
     n_exact_features_ : int
         Width of the exact block: the first ``n_exact_features_`` output columns.
+    n_linear_features_ : int
+        Width of its degrees 0 and 1 (its first columns): the part of the kernel that
+        is linear in the row; :class:`fastntk.NTKRidge` weights the other columns.
     sparse_output_ : bool
         Whether :meth:`transform` returns CSR (the exact block of a sparse ``fit`` input).
 
@@ -456,30 +472,36 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                      f"NTKSketch(n_components={m}, degree={p}, depth={self.depth})")
         rng = check_random_state(self.random_state)
         if self.method == "polyfit":
-            self._fit_polyfit(rng, sp.issparse(X))
+            self._fit_polyfit(rng, X)
         else:
             if self.exact_degrees not in ("auto", 0):
                 raise ValueError(f"method='layerwise' has no exact degrees: exact_degrees "
                                  f"must be 'auto' or 0, got {self.exact_degrees!r}")
             self._fit_layerwise(rng)
             self.exact_degrees_ = ()
-            self.n_exact_features_ = 0
+            self.n_exact_features_ = self.n_linear_features_ = 0
             self.sparse_output_ = False
             self._n_sketched = self.n_components
         return self
 
-    def _fit_polyfit(self, rng, sparse):
+    def _fit_polyfit(self, rng, X):
+        sparse = sp.issparse(X)
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
-        exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
-                                             sparse, self.exact_degrees)
+        exact, widths = choose_exact_degrees(
+            coef, self.n_components, self.n_features_in_, sparse, self.exact_degrees,
+            mean_pairs_per_row(X) if sparse else 0.0)
         self.coef_ = {"ntk": coef}
         self.poly_max_error_ = {"ntk": error}
         self.widths_ = {"ntk": widths}
         self.exact_degrees_ = exact
         self.sparse_output_ = sparse
+        # degrees 0 and 1 come first in both layouts
+        self.n_linear_features_ = sum(monomial_dimension(self.n_features_in_, j)
+                                      for j in exact if j <= 1)
         if sparse:
-            self.exact_ = None
-            self.n_exact_features_ = 1 + (self.n_features_in_ if 1 in exact else 0)
+            self.exact_ = SparsePairFeatures(X, coef[2]) if 2 in exact else None
+            self.n_exact_features_ = self.n_linear_features_ + (
+                self.exact_.n_components if 2 in exact else 0)
         else:
             self.exact_ = MonomialFeatures(self.n_features_in_, exact, coef)
             self.n_exact_features_ = self.exact_.n_components
@@ -528,7 +550,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         -------
         ndarray or CSR matrix of shape (n_samples, n_exact_features_ + sketched width)
             ``[exact block | sketched tail]``: a dense array, or CSR when ``fit`` saw
-            sparse input (``sparse_output_``), whose first ``1 + n_features`` columns are
+            sparse input (``sparse_output_``), whose first ``n_exact_features_`` columns are
             the sparse exact block.  float32 for float32 input, float64 otherwise.
         """
         exact, tail = self.transform_blocks(X)
@@ -550,7 +572,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
         Returns
         -------
-        exact : CSR matrix of shape (n_samples, 1 + n_features) or None
+        exact : CSR matrix of shape (n_samples, n_exact_features_) or None
             With ``sparse_output_``; None otherwise (a dense exact block is the first
             ``n_exact_features_`` columns of ``tail``).
         tail : ndarray of shape (n_samples, n_features_out - n_exact_features_) or \
@@ -571,26 +593,36 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if not self.sparse_output_:
             return None, out
         coef = self.coef_["ntk"]
-        return sparse_linear_block(X, norms, coef[0],
-                                   coef[1] if 1 in self.exact_degrees_ else None,
-                                   X.dtype), out
+        exact = sparse_linear_block(X, norms, coef[0],
+                                    coef[1] if 1 in self.exact_degrees_ else None, X.dtype)
+        if self.exact_ is not None:
+            exact = sp.hstack([exact, self._pairs(X, norms)], format="csr")
+        return exact, out
+
+    def _pairs(self, X, norms):
+        """The exact degree-2 block of validated sparse rows."""
+        n_threads = _effective_n_threads(self.n_jobs, X.nnz)
+        return self.exact_.transform(X, norms, X.dtype, n_threads)
 
     def _validated_exact_dot(self, X, W):
         """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block.
 
-        Only for sparse output, whose exact block is ``[sqrt(a_0) ||x||, sqrt(a_1) x]``:
-        its product with ``W`` (shape ``(1 + n_features, k)``) is ``sqrt(a_0) ||x|| W[0]
-        + sqrt(a_1) x W[1:]``, which a predictor needs and which costs less than building
-        the block (for one row, building it costs more than the sketch).  None for dense
-        output.
+        Only for sparse output, whose exact block is ``[sqrt(a_0) ||x||, sqrt(a_1) x,
+        pairs]``: its product with ``W`` (shape ``(n_exact_features_, k)``) is ``sqrt(a_0)
+        ||x|| W[0] + sqrt(a_1) x W[1:1 + d] + pairs(x) W[1 + d:]``, which a predictor
+        needs and which costs less than building the block (for one row, building it
+        costs more than the sketch).  None for dense output.
         """
         if not self.sparse_output_:
             return None
         X, tail, norms = self._validated_tail(X)
         coef = self.coef_["ntk"]
         product = np.sqrt(coef[0]) * norms[:, None] * W[0]
+        head = self.n_linear_features_
         if 1 in self.exact_degrees_:
-            product += np.sqrt(coef[1]) * np.asarray(X @ W[1:])
+            product += np.sqrt(coef[1]) * np.asarray(X @ W[1:head])
+        if self.exact_ is not None:
+            product += np.asarray(self._pairs(X, norms) @ W[head:])
         return product, tail
 
     def _validated_tail(self, X):

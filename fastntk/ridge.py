@@ -4,9 +4,11 @@
 ``sum_i s_i (y_i - f(x_i))^2 + alpha (||a||^2 + ||c||^2)`` (``s_i`` the sample weights),
 where ``[E | T]`` are the features of a map whose inner products approximate the NTK:
 ``E`` the block the map computes exactly (for :class:`fastntk.NTKSketch` on text, the
-TF-IDF row itself and its norm; on dense rows, the monomials of the low degrees) and
-``T`` the sketched tail.  ``gamma = 1`` is kernel ridge with the map's kernel, ``gamma = 0``
-a linear ridge on the exact block; both ``alpha`` and ``gamma`` are chosen from grids.
+TF-IDF row itself, its norm and its pairs of words; on dense rows, the monomials of the
+low degrees) and ``T`` the sketched tail.  ``gamma`` weights everything but the exact
+degrees 0 and 1 (the map's first ``n_linear_features_`` columns): the tail and the exact
+degrees >= 2.  ``gamma = 1`` is kernel ridge with the map's kernel, ``gamma = 0`` a linear
+ridge on ``[||x||, x]``; both ``alpha`` and ``gamma`` are chosen from grids.
 A map without an exact block (any scikit-learn transformer) is all tail.  With
 ``feature_map="exact"`` it is exact kernel ridge regression with the NTK itself, the
 reference the feature maps are measured against.  :class:`NTKRidgeClassifier` regresses
@@ -237,10 +239,18 @@ class _BaseNTKRidge(BaseEstimator):
         return tqdm(total=total, desc=desc, unit="rows", delay=1.0, leave=False)
 
     # -- fitting -------------------------------------------------------------------------
-    def _new_feature_map(self, X):
-        template = (self.feature_map if self.feature_map is not None
-                    else _default_feature_map(self.random_state))
-        return clone(template).fit(X)
+    def _new_feature_map(self, X, first_chunk=False):
+        """The map, cloned and fitted on ``X``.  ``first_chunk``: ``X`` is the first of
+        several pieces (partial_fit, fit_stream, Dask), so a map that would learn a
+        vocabulary of pairs of columns from it (``NTKSketch(exact_degrees="auto")``) is
+        limited to the exact degrees 0 and 1: the pairs of the later pieces would be
+        missing from it, and the streaming statistics grow with its size."""
+        template = clone(self.feature_map if self.feature_map is not None
+                         else _default_feature_map(self.random_state))
+        if (first_chunk and sp.issparse(X)
+                and template.get_params().get("exact_degrees", None) == "auto"):
+            template.set_params(exact_degrees=1)
+        return template.fit(X)
 
     def _design(self, feature_map, X, Y, sample_weight, bar, row_offset=0):
         progress = None if bar is None else bar.update
@@ -251,7 +261,8 @@ class _BaseNTKRidge(BaseEstimator):
         n_exact, n_tail = _block_widths(exact, tail)
         return Design(lambda rows: _feature_blocks(feature_map, rows), X, Y,
                       sample_weight, self.batch_size, n_exact, n_tail, sp.issparse(exact),
-                      row_offset=row_offset, progress=progress)
+                      row_offset=row_offset, progress=progress,
+                      n_linear=getattr(feature_map, "n_linear_features_", n_exact))
 
     def _choose_solver(self, design, streaming):
         if self.solver != "auto":
@@ -297,7 +308,7 @@ class _BaseNTKRidge(BaseEstimator):
             if hasattr(self, "intercept_"):
                 raise ValueError("this model was trained by fit(), which does not keep its "
                                  "statistics; use partial_fit from a fresh estimator")
-            feature_map, seen, solver = self._new_feature_map(X), 0, None
+            feature_map, seen, solver = self._new_feature_map(X, first_chunk=True), 0, None
         else:
             feature_map, seen, solver = self.feature_map_, self.n_samples_seen_, self.solver_
             if Y.shape[1] != state.n_targets:
@@ -355,7 +366,7 @@ class _BaseNTKRidge(BaseEstimator):
         with self._progress(None, "features + statistics") as bar:
             for X, Y, sample_weight in chunks:
                 if feature_map is None:
-                    feature_map = self._new_feature_map(X)
+                    feature_map = self._new_feature_map(X, first_chunk=True)
                     solver, module, spec, first = self._stream_plan(
                         alphas, gammas, feature_map, X, Y, sample_weight)
                 design = self._design(feature_map, X, Y, sample_weight, bar,
@@ -364,7 +375,7 @@ class _BaseNTKRidge(BaseEstimator):
                 seen += X.shape[0]
         if feature_map is None:
             raise ValueError("no rows to fit: the chunks were empty")
-        solution = module.solve_statistics(stats, spec, first.n_exact)
+        solution = module.solve_statistics(stats, spec, first.n_linear)
         solution.state = None                            # as fit: statistics are freed
         self.feature_map_ = feature_map
         self._set_solution(solution, solver)

@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastntk import NTKSketch
+from fastntk import NTKRidge, NTKSketch
 from fastntk import ntk_sketch as ntk_sketch_module
 from fastntk.kernels import ntk_kernel
 from fastntk.ntk_sketch import _PolynomialSketch, split_widths
@@ -230,9 +230,10 @@ def test_auto_represents_the_cheap_degrees_exactly():
 
 def test_sparse_input_gets_its_own_row_as_the_exact_degree_one():
     X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
-    sketch = NTKSketch(depth=2, n_components=64, random_state=0).fit(X)
+    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=1, random_state=0).fit(X)
     F = sketch.transform(X)
     assert sp.issparse(F) and F.shape == (6, 1 + 50 + 64)
+    assert sketch.n_linear_features_ == sketch.n_exact_features_ == 51
     a = sketch.coef_["ntk"]
     norms = np.sqrt(np.asarray(X.multiply(X).sum(1))).ravel()
     np.testing.assert_allclose(F[:, 0].toarray().ravel(), np.sqrt(a[0]) * norms)
@@ -243,6 +244,55 @@ def test_sparse_input_gets_its_own_row_as_the_exact_degree_one():
     np.testing.assert_array_equal(sketch.transform(X.toarray()).toarray(), F.toarray())
 
 
+def _pairs_brute_force(X, Y):
+    """``<x, y>^2 / (||x|| ||y||)`` from dense arrays (0 for a zero row)."""
+    X, Y = X.toarray(), Y.toarray()
+    nx, ny = np.linalg.norm(X, axis=1), np.linalg.norm(Y, axis=1)
+    scale = np.outer(nx, ny)
+    return np.divide((X @ Y.T) ** 2, scale, out=np.zeros_like(scale), where=scale > 0)
+
+
+def test_sparse_degree_two_is_exact_over_the_pairs_seen_by_fit():
+    X = sp.random(40, 30, density=0.15, format="csr", random_state=1)
+    X = (sp.diags((np.arange(40) != 3).astype(float)) @ X).tocsr()  # row 3 zero
+    X.eliminate_zeros()
+    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=2, random_state=0).fit(X)
+    a = sketch.coef_["ntk"]
+    nnz = np.diff(X.indptr)
+    assert sketch.exact_degrees_ == (0, 1, 2) and sketch.n_linear_features_ == 31
+    # one column per distinct pair of columns (with itself) in some row
+    pairs = {(i, j) for r in range(40) for i in X[r].indices for j in X[r].indices if i <= j}
+    assert sketch.n_exact_features_ == 31 + len(pairs) and len(pairs) <= (nnz ** 2).sum()
+    exact, _ = sketch.transform_blocks(X)
+    pair_block = exact[:, 31:]
+    np.testing.assert_allclose((pair_block @ pair_block.T).toarray(),
+                               a[2] * _pairs_brute_force(X, X), rtol=1e-12, atol=1e-14)
+    # new rows: inner products with the fit rows are exact (their pairs are all seen)
+    Z = sp.random(7, 30, density=0.3, format="csr", random_state=2)
+    new, _ = sketch.transform_blocks(Z)
+    np.testing.assert_allclose((new[:, 31:] @ pair_block.T).toarray(),
+                               a[2] * _pairs_brute_force(Z, X), rtol=1e-12, atol=1e-14)
+    assert new.has_sorted_indices
+
+
+def test_auto_takes_the_pairs_of_short_rows_only():
+    short = sp.random(20, 500, density=0.01, format="csr", random_state=0)   # ~5 non-zeros
+    long = sp.random(20, 500, density=0.5, format="csr", random_state=0)     # ~250
+    assert NTKSketch(n_components=64, depth=2).fit(short).exact_degrees_ == (0, 1, 2)
+    assert NTKSketch(n_components=64, depth=2).fit(long).exact_degrees_ == (0, 1)
+
+
+def test_predictions_through_the_exact_block_product_match_the_features():
+    X = sp.random(60, 40, density=0.1, format="csr", random_state=0)
+    y = np.asarray(X[:, 0].todense()).ravel() * np.asarray(X[:, 1].todense()).ravel()
+    model = NTKRidge(NTKSketch(depth=2, n_components=32, random_state=0),
+                     solver="dual", gammas=(1.0,)).fit(X, y)
+    Z = sp.random(9, 40, density=0.2, format="csr", random_state=3)
+    F = model.feature_map_.transform(Z)
+    np.testing.assert_allclose(model.predict(Z), F @ model.coef_ + model.intercept_,
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_exact_degrees_zero_sketches_everything_but_the_constant():
     X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
     sketch = NTKSketch(depth=2, n_components=64, exact_degrees=0, random_state=0).fit(X)
@@ -251,8 +301,8 @@ def test_exact_degrees_zero_sketches_everything_but_the_constant():
 
 def test_impossible_exact_degrees_are_clear_errors():
     X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
-    with pytest.raises(ValueError, match="exact_degrees <= 1"):
-        NTKSketch(exact_degrees=2).fit(X)
+    with pytest.raises(ValueError, match="exact_degrees <= 2"):
+        NTKSketch(exact_degrees=3).fit(X)
     with pytest.raises(ValueError, match="more than n_components"):
         NTKSketch(n_components=16, exact_degrees=2).fit(np.ones((3, 9)))
     with pytest.raises(ValueError, match="layerwise"):

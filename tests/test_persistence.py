@@ -93,16 +93,57 @@ def test_partial_fit_continues_after_a_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
 
 
-def test_the_fixture_of_this_format_loads_and_predicts_the_same():
-    """Files saved by fastntk 0.1.0.dev0 (format 2): every later version must read them
-    (tests/data/make_model_fixture.py regenerates them)."""
-    expected = np.load(os.path.join(DATA, "model-format-2-expected.npz"))
-    X_sparse = sp.load_npz(os.path.join(DATA, "model-format-2-X_sparse.npz"))
+@pytest.mark.parametrize("version", [2, 3])
+def test_the_fixture_of_every_format_loads_and_predicts_the_same(version):
+    """Files saved in format 2 (fastntk 0.1.0.dev0) and 3 (exact pairs of columns, the
+    tail weight on the exact degrees >= 2): every later version must read them
+    (tests/data/make_model_fixture.py regenerates those of the current format)."""
+    expected = np.load(os.path.join(DATA, f"model-format-{version}-expected.npz"))
+    X_sparse = sp.load_npz(os.path.join(DATA, f"model-format-{version}-X_sparse.npz"))
     for name, X in (("ridge_sketch_csr", X_sparse), ("classifier_rf", expected["X_dense"])):
-        model, meta = load_model(os.path.join(DATA, f"model-format-2-{name}.fastntk"))
+        model, meta = load_model(os.path.join(DATA, f"model-format-{version}-{name}.fastntk"))
         assert meta["name"] == name
         np.testing.assert_allclose(model.predict(X), expected[f"{name}_predictions"],
                                    rtol=1e-10, atol=1e-12)
+
+
+def _drop_attributes(node, names):
+    """The JSON tree of a model file without the attributes ``names`` in any object."""
+    if isinstance(node, dict):
+        if "object" in node and isinstance(node.get("state"), dict):
+            state = node["state"]
+            state["dict"] = [kv for kv in state["dict"] if kv[0] not in names]
+        return {k: _drop_attributes(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_drop_attributes(v, names) for v in node]
+    return node
+
+
+def test_a_format_2_cg_state_is_converted_and_continues(tmp_path):
+    """Format 2 stored no diagonal of E^T E (``sq_e``) and no ``n_linear_features_``:
+    loading converts them, and partial_fit continues as from the model itself."""
+    X = sp.random(80, 40, density=0.1, format="csr", random_state=0)
+    y = np.asarray(X.sum(axis=1)).ravel()
+    model = NTKRidge(NTKSketch(n_components=16, random_state=0), solver="cg",
+                     alphas=(0.1, 1.0)).partial_fit(X[:60], y[:60])
+    path = tmp_path / "m.fastntk"
+    save_model(model, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if n != "model.json"}
+        tree = json.loads(archive.read("model.json"))
+    tree = _drop_attributes(tree, {"sq_e", "n_linear_features_"})
+    tree["format_version"] = 2
+    old = tmp_path / "old.fastntk"
+    with zipfile.ZipFile(old, "w") as archive:
+        archive.writestr("model.json", json.dumps(tree))
+        for name, data in members.items():
+            archive.writestr(name, data)
+    loaded, _ = load_model(old)
+    assert loaded.feature_map_.n_linear_features_ == model.feature_map_.n_linear_features_
+    np.testing.assert_array_equal(loaded._statistics.sq_e, model._statistics.sq_e)
+    model.partial_fit(X[60:], y[60:])
+    loaded.partial_fit(X[60:], y[60:])
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------ nothing runs code
@@ -204,9 +245,10 @@ def test_an_interrupted_save_leaves_the_old_model_intact(tmp_path, monkeypatch):
 
 def test_a_newer_format_is_refused_with_both_versions(tmp_path, monkeypatch):
     save_model(NTKSketch(n_components=8).fit(X_DENSE), tmp_path / "m")
+    saved = persistence.FORMAT_VERSION
     monkeypatch.setattr(persistence, "FORMAT_VERSION", 1)
     with pytest.raises(persistence.ModelVersionError,
-                       match=r"saved by fastntk \S+ in model format 2; this fastntk \S+ "
+                       match=rf"saved by fastntk \S+ in model format {saved}; this fastntk \S+ "
                              r"reads formats up to 1: upgrade fastntk"):
         load_model(tmp_path / "m")
 

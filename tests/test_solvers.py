@@ -1,7 +1,8 @@
 """Specification of the ridge solvers on exact-plus-tail designs, for every registered solver.
 
-Each solver must give the ridge solution of ``[E | gamma T]`` at the (alpha, gamma) it
-chose; the cg solver's held-out scores must be those of a brute-force fit on the other
+Each solver must give the ridge solution of ``[E_1 | gamma E_2 | gamma T]`` at the
+(alpha, gamma) it chose (``E_1`` the exact degrees 0 and 1, ``E_2`` the exact degrees >= 2,
+``T`` the sketched tail); the cg solver's held-out scores must be those of a brute-force fit on the other
 rows; fits must be atomic.
 """
 import numpy as np
@@ -27,23 +28,24 @@ def _data(kind, n=150, seed=0):
     return X, y
 
 
-def _sketch():
-    return NTKSketch(depth=2, n_components=48, random_state=0)
+def _sketch(**params):
+    return NTKSketch(depth=2, n_components=48, random_state=0, **params)
 
 
 def _brute_force(model, X, y, rows=None):
-    """Coefficients and intercept of the ridge on ``[E | gamma T]`` at the model's choice."""
+    """Coefficients and intercept of the ridge on ``[E_1 | gamma E_2 | gamma T]`` at the
+    model's choice."""
     fm = model.feature_map_
     F = fm.transform(X)
     F = F.toarray() if sp.issparse(F) else F
     rows = np.arange(X.shape[0]) if rows is None else rows
     Z = F[rows].copy()
-    Z[:, fm.n_exact_features_:] *= model.gamma_
+    Z[:, fm.n_linear_features_:] *= model.gamma_
     mean_z, mean_y = Z.mean(0), y[rows].mean()
     Zc = Z - mean_z
     w = np.linalg.solve(Zc.T @ Zc + model.alpha_ * np.eye(Z.shape[1]), Zc.T @ (y[rows] - mean_y))
     coef = w.copy()
-    coef[fm.n_exact_features_:] *= model.gamma_
+    coef[fm.n_linear_features_:] *= model.gamma_
     return coef, mean_y - mean_z @ w, F
 
 
@@ -80,10 +82,11 @@ def test_cg_scores_are_brute_force_fits_on_the_other_rows():
 
 
 @pytest.mark.parametrize("solver", ["dual", "cg"])
-def test_gamma_zero_is_a_linear_ridge_on_the_exact_block(solver):
+def test_gamma_zero_is_a_linear_ridge_on_the_norm_and_the_row(solver):
     X, y = _data("sparse")
     model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(0.0,)).fit(X, y)
-    head = model.feature_map_.n_exact_features_
+    assert 2 in model.feature_map_.exact_degrees_          # the pairs are weighted too
+    head = model.feature_map_.n_linear_features_
     np.testing.assert_array_equal(model.coef_[head:], 0.0)
     a = model.feature_map_.coef_["ntk"]
     norms = np.sqrt(np.asarray(X.multiply(X).sum(1))).ravel()
@@ -103,7 +106,9 @@ def test_alpha_grid_widens_when_the_best_is_at_an_edge():
 @pytest.mark.parametrize("pieces", [[200], [70, 130], [5, 95, 100]])
 def test_cg_partial_fit_in_pieces_equals_fit(pieces):
     X, y = _data("sparse", n=200)
-    fitted = NTKRidge(_sketch(), solver="cg").fit(X, y)
+    # partial_fit learns no vocabulary of pairs from its first piece (see
+    # test_pieces_take_no_exact_pairs): the same map as exact_degrees=1
+    fitted = NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
     model = NTKRidge(_sketch(), batch_size=32)
     start = 0
     for size in pieces:
@@ -118,7 +123,19 @@ def test_an_exact_block_too_wide_for_cg_names_the_limit(monkeypatch):
     X, y = _data("sparse")
     monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
     with pytest.raises(ValueError, match="HashingVectorizer"):
-        NTKRidge(_sketch(), solver="cg").fit(X, y)
+        NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
+    with pytest.raises(ValueError, match="exact_degrees=1"):
+        NTKRidge(_sketch(), solver="cg").partial_fit(X, y)
+
+
+def test_a_one_shot_fit_keeping_its_rows_has_no_cross_block_limit(monkeypatch):
+    # fewer rows than exact columns (the pairs): the rows are kept, no E^T T or E^T E
+    X, y = _data("sparse")
+    monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
+    model = NTKRidge(_sketch(), solver="cg", alphas=(0.1,), gammas=(1.0,)).fit(X, y)
+    assert X.shape[0] < model.feature_map_.n_exact_features_
+    coef, intercept, F = _brute_force(model, X, y)
+    np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("cls", [NTKRidge, NTKRidgeClassifier])

@@ -60,7 +60,7 @@ def get_streaming(name):
     It offers ``check(design, spec)`` (ValueError if the solver cannot fit the design),
     ``accumulate(design, spec, state=None) -> statistics`` (``state`` continued with the
     design's rows; the statistics have ``merge(other)``, which adds the statistics of
-    other rows) and ``solve_statistics(statistics, spec, n_exact) -> RidgeSolution``.
+    other rows) and ``solve_statistics(statistics, spec, n_linear) -> RidgeSolution``.
     ``solve`` is ``check``, ``accumulate`` and ``solve_statistics`` in a row.
     """
     if name not in STREAMING:
@@ -105,7 +105,8 @@ class RidgeSolution:
     Attributes
     ----------
     coef : ndarray of shape (n_exact + n_tail, n_targets) or None
-        Weights on the raw ``[E | T]`` columns (``gamma`` folded into the tail's).
+        Weights on the raw ``[E | T]`` columns (``gamma`` folded into the columns it
+        scales: the exact block's from ``n_linear`` on, and the tail's).
     dual_coef : ndarray of shape (n_samples, n_targets) or None
         Exact kernel ridge: ``f(x) = K(x, X) dual_coef + intercept``.
     intercept : ndarray of shape (n_targets,)
@@ -169,6 +170,10 @@ class Design:
         Global index of the first row (rows already seen by earlier partial_fit calls).
     progress : callable or None
         ``progress(n_rows)`` is called after every batch.
+    n_linear : int or None
+        Leading exact columns that the tail weight ``gamma`` does not scale (the exact
+        degrees 0 and 1; ``gamma`` scales the exact degrees >= 2 with the tail).  None:
+        the whole exact block.
     """
 
     blocks: object
@@ -182,6 +187,11 @@ class Design:
     kernel: object = None
     row_offset: int = 0
     progress: object = None
+    n_linear: object = None
+
+    def __post_init__(self):
+        if self.n_linear is None:
+            self.n_linear = self.n_exact
 
     @property
     def n_samples(self):

@@ -83,7 +83,7 @@ def check_cross_size(n_exact, n_tail):
             f"{MAX_CROSS_BYTES / 2**30:.0f} GiB limit of solver='cg'.  Hash the input to at "
             f"most {widest} columns (e.g. sklearn's HashingVectorizer(n_features=2**"
             f"{int(np.log2(max(widest, 2)))})), lower n_components, or use "
-            f"exact_degrees=0 in the feature map")
+            f"exact_degrees=1 (no exact pairs of columns) or 0 in the feature map")
 
 
 class BlockStatistics:
@@ -105,8 +105,11 @@ class BlockStatistics:
         self.sum_e = np.zeros(n_exact)
         self.sum_t = np.zeros(n_tail)
         self.sum_y = np.zeros(n_targets)
-        self.ete = (sp.csr_matrix((n_exact, n_exact)) if sparse_exact
+        # a one-shot fit keeping its sparse rows multiplies through them instead
+        self.ete = (None if sparse_exact and keep_rows
+                    else sp.csr_matrix((n_exact, n_exact)) if sparse_exact
                     else np.zeros((n_exact, n_exact), order="F"))
+        self.sq_e = np.zeros(n_exact)                              # diagonal of E^T S E
         self._ete_pending = []
         # C = E^T S T, or the training rows it would be summed from (see the module doc)
         self.cross = None if keep_rows else np.zeros((n_exact, n_tail), dtype=_CROSS_DTYPE)
@@ -149,6 +152,7 @@ class BlockStatistics:
         Y = Y - self.shift_y
         self.sum_w += w.sum()
         self.sum_e += np.asarray(E.T @ w).ravel()
+        self.sq_e += np.asarray((E.multiply(E) if sp.issparse(E) else E * E).T @ w).ravel()
         self.sum_t += w @ T
         self.sum_y += w @ Y
         wY = Y * w[:, None]
@@ -166,10 +170,11 @@ class BlockStatistics:
                 step = max(1, _CROSS_BLOCK_BYTES // (8 * max(self.n_exact, 1)))
                 for start in range(0, self.n_tail, step):
                     self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
-            self._ete_pending.append((Ew.T @ Ew).tocsr())
-            # once dense, each batch product is added in place at once (no copies)
-            if len(self._ete_pending) >= (_MERGE_EVERY if sp.issparse(self.ete) else 1):
-                self._merge()
+            if self.ete is not None:
+                self._ete_pending.append((Ew.T @ Ew).tocsr())
+                # once dense, each batch product is added in place at once (no copies)
+                if len(self._ete_pending) >= (_MERGE_EVERY if sp.issparse(self.ete) else 1):
+                    self._merge()
         else:
             Ew = E * sqrt_w[:, None]
             if not self.keep_rows:
@@ -216,6 +221,7 @@ class BlockStatistics:
         self.tty += (other.tty + np.outer(other.sum_t, dy) + np.outer(dt, other.sum_y)
                      + weight * np.outer(dt, dy))
         self.sum_e += other.sum_e
+        self.sq_e += other.sq_e
         self.sum_t += other.sum_t + weight * dt
         self.sum_y += other.sum_y + weight * dy
         self.sum_w += weight
@@ -295,13 +301,15 @@ class _NormalEquations:
     """The centred normal equations of ``[E | gamma T]`` from the statistics.
 
     With ``include_held=True`` the held-out rows are added (as explicit rows), which is
-    the system of the final refit.  The products with ``E^T S T`` are in single
+    the system of the final refit.  ``gamma`` scales the tail and the exact block's
+    columns from ``n_linear`` on (its degrees >= 2): the system is that of ``[E D | gamma
+    T]``, ``D`` diagonal (:meth:`column_scale`).  The products with ``E^T S T`` are in single
     precision; with ``dtype=np.float32`` so are those with ``T^T S T`` and the tail
     preconditioner (for the path solves, which stop at a relative residual of 1e-3).
     The iterates and everything else stay in double precision.
     """
 
-    def __init__(self, stats, include_held, dtype=np.float64):
+    def __init__(self, stats, include_held, n_linear, dtype=np.float64):
         stats._merge()
         self.stats = stats
         self.dtype = np.dtype(dtype)
@@ -312,8 +320,8 @@ class _NormalEquations:
         d, m = stats.n_exact, stats.n_tail
         self.d = d
         sum_w, sum_e, sum_t, sum_y = stats.sum_w, stats.sum_e, stats.sum_t, stats.sum_y
-        self.diag_e = (stats.ete.diagonal() if stats.sparse_exact
-                       else np.diag(stats.ete).copy())
+        self.n_linear = n_linear
+        self.diag_e = stats.sq_e.copy()
         ety, tty = stats.ety, stats.tty
         if held is not None:
             E, T, Y, w = held
@@ -353,12 +361,24 @@ class _NormalEquations:
             self._tail_eigen = lam, V.astype(self.dtype, copy=False)
         return self._tail_eigen
 
+    def column_scale(self, gamma):
+        """``D``: 1 on the exact block's first ``n_linear`` columns, ``gamma`` after."""
+        scale = np.ones(self.d)
+        scale[self.n_linear:] = gamma
+        return scale
+
     def matvec(self, X, gamma, alpha):
         """``(Z_c^T S Z_c + alpha I) X`` for ``X`` of shape (d + m, t)."""
         d, stats = self.d, self.stats
-        A, B = X[:d], X[d:]
-        top = (np.asarray(stats.ete @ A) if stats.sparse_exact      # dense: upper triangle
-               else dsymm(1.0, stats.ete, A, side=0, lower=0))
+        scale = self.column_scale(gamma)[:, None]
+        A, B = X[:d] * scale, X[d:]
+        if stats.ete is None:                                       # through the rows
+            E, _, w = stats.rows()
+            top = np.asarray(E.T @ (np.asarray(E @ A) * w[:, None]))
+        elif stats.sparse_exact:
+            top = np.asarray(stats.ete @ A)
+        else:                                                       # dense: upper triangle
+            top = dsymm(1.0, stats.ete, A, side=0, lower=0)
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
             # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
@@ -378,7 +398,7 @@ class _NormalEquations:
             top -= np.outer(self.sum_e, proj)
             if gamma:
                 bottom -= gamma * np.outer(self.sum_t, proj)
-        return np.vstack([top, bottom]) + alpha * X
+        return np.vstack([top * scale, bottom]) + alpha * X
 
     def _cross(self, B):
         """``E^T S T B`` (training rows), from ``C`` or through the kept rows."""
@@ -395,11 +415,12 @@ class _NormalEquations:
         return T.T @ (np.asarray(E @ A) * w[:, None]).astype(_CROSS_DTYPE)
 
     def rhs(self, gamma):
-        return np.vstack([self.ety_c, gamma * self.tty_c])
+        return np.vstack([self.ety_c * self.column_scale(gamma)[:, None],
+                          gamma * self.tty_c])
 
     def preconditioner(self, gamma, alpha):
         d = self.d
-        inv_e = 1.0 / np.maximum(self.diag_e + alpha, alpha)
+        inv_e = 1.0 / np.maximum(self.column_scale(gamma) ** 2 * self.diag_e + alpha, alpha)
         if self.stats.n_tail:
             lam, V = self.tail_eigen() if gamma else (None, None)
             inv_t = (1.0 / (gamma * gamma * lam + alpha)).astype(V.dtype) if gamma else None
@@ -420,7 +441,8 @@ class _NormalEquations:
         if not self.stats.fit_intercept:
             return np.zeros(X.shape[1])
         d = self.d
-        return self.intercept_y - self.mean_e @ X[:d] - gamma * (self.mean_t @ X[d:])
+        return (self.intercept_y - self.mean_e @ (X[:d] * self.column_scale(gamma)[:, None])
+                - gamma * (self.mean_t @ X[d:]))
 
 
 def _pcg(matvec, precondition, rhs, x0, tol):
@@ -463,7 +485,8 @@ class _Path:
     def score(self, X):
         E, T, Y, w = self.held
         d = self.system.d
-        pred = (np.asarray(E @ X[:d]) + self.gamma * (T @ X[d:])
+        pred = (np.asarray(E @ (X[:d] * self.system.column_scale(self.gamma)[:, None]))
+                + self.gamma * (T @ X[d:])
                 + self.system.intercept(X, self.gamma))
         return float(w @ ((Y - pred) ** 2).mean(axis=1) / w.sum())
 
@@ -494,12 +517,14 @@ class _Path:
         return self.solutions[key]
 
 
-def check(design, spec):
-    """ValueError if the cg solver cannot fit this design with this spec."""
+def check(design, spec, keep_rows=False):
+    """ValueError if the cg solver cannot fit this design with this spec (``keep_rows``:
+    as a one-shot fit that keeps its rows, which has no cross block)."""
     if spec.criterion not in ("auto", "holdout"):
         raise ValueError(f"solver='cg' chooses alpha on a held-out fold: criterion must be "
                          f"'auto' or 'holdout', got {spec.criterion!r}")
-    check_cross_size(design.n_exact, design.n_tail)
+    if not keep_rows:
+        check_cross_size(design.n_exact, design.n_tail)
 
 
 def accumulate(design, spec, state=None, keep_rows=False):
@@ -515,27 +540,29 @@ def accumulate(design, spec, state=None, keep_rows=False):
 @register("cg")
 def solve(design, spec, state=None):
     """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
-    check(design, spec)
     keep_rows = (state is None and not spec.resumable and design.n_tail > 0
                  and design.n_samples < design.n_exact)
+    check(design, spec, keep_rows)
     solution = solve_statistics(accumulate(design, spec, state, keep_rows), spec,
-                                design.n_exact)
+                                design.n_linear)
     if keep_rows:
         solution.state = None                      # rows cannot be continued from
     return solution
 
 
-def solve_statistics(stats, spec, n_exact):
+def solve_statistics(stats, spec, n_linear):
     """The solution from accumulated (or merged) :class:`BlockStatistics`.
 
-    ``n_exact`` is the width of the exact block (the columns ``gamma`` does not scale).
+    ``n_linear`` is the number of leading exact columns ``gamma`` does not scale (the
+    exact degrees 0 and 1); it scales the other exact columns and the tail.
     """
     if stats.n_held == 0 or stats.sum_w <= 0:
         raise ValueError(f"solver='cg' holds out every {_HOLDOUT_EVERY}th row to choose "
                          f"alpha and needs at least {_HOLDOUT_EVERY} rows with positive "
                          f"weight; use solver='dual' for smaller data")
     held = stats.held_out()
-    train_system = _NormalEquations(stats, include_held=False, dtype=np.float32)
+    train_system = _NormalEquations(stats, include_held=False, n_linear=n_linear,
+                                    dtype=np.float32)
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
     for g, gamma in enumerate(spec.gammas):
@@ -550,13 +577,14 @@ def solve_statistics(stats, spec, n_exact):
     start = path.solutions[alpha]
     lam, V = train_system.tail_eigen() if gamma else (None, None)
     del best, path, train_system                       # free the single-precision copies
-    full = _NormalEquations(stats, include_held=True)
+    full = _NormalEquations(stats, include_held=True, n_linear=n_linear)
     if gamma:
         full._tail_eigen = lam, V.astype(np.float64)   # close enough to precondition
     X = _pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
              full.rhs(gamma), start, _TOL_FINAL)
     coef = X.copy()
-    coef[n_exact:] *= gamma
+    coef[:full.d] *= full.column_scale(gamma)[:, None]
+    coef[full.d:] *= gamma
     return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, gamma),
                          alpha=alpha, gamma=gamma, alphas=alphas, scores=scores,
                          criterion="holdout", state=stats)

@@ -1,7 +1,8 @@
 """Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per tail weight.
 
 The centred, weighted kernel ``P D K D P`` (``D = diag(sqrt(s))``, ``P`` the weighted
-centring projection, ``K = E E^T + gamma^2 T T^T`` or an exact kernel) is eigendecomposed
+centring projection, ``K = E_1 E_1^T + gamma^2 (E_2 E_2^T + T T^T)``, ``E_1`` the exact
+block's first ``n_linear`` columns and ``E_2`` the rest, or an exact kernel) is eigendecomposed
 once per ``gamma``; the solution and the criterion of every alpha are then functions of
 its eigenpairs.  The default criterion is the exact leave-one-out error (Allen's PRESS),
 which the eigenvectors give at O(n^2) per alpha and target.  GCV replaces each sample's
@@ -100,7 +101,15 @@ def solve(design, spec, state=None):
         gammas = np.array([1.0])
     else:
         exact, tail = _stack(design)
-        gram_exact, gram_tail = _gram(exact, n), _gram(tail, n)
+        split = design.n_linear
+        # gamma scales the exact columns from n_linear on (degrees >= 2) with the tail
+        high = exact[:, split:] if exact is not None and split < exact.shape[1] else None
+        if high is not None:
+            exact = exact[:, :split]
+        gram_exact = _gram(exact, n)
+        gram_tail = _gram(tail, n)
+        if high is not None:
+            gram_tail += _gram(high, n)
         gammas = spec.gammas
         kernels = ((g, gram_exact + g * g * gram_tail) for g in gammas)
     scores = np.full((len(gammas), len(spec.alphas)), np.nan)
@@ -122,6 +131,8 @@ def solve(design, spec, state=None):
         parts = []
         if exact is not None:
             parts.append(np.asarray(exact.T @ dual))
+        if high is not None:
+            parts.append(gamma * gamma * np.asarray(high.T @ dual))
         if tail is not None:
             parts.append(gamma * gamma * (tail.T @ dual))
         coef = np.vstack(parts)

@@ -177,13 +177,14 @@ def check(design, spec):
 def solve(design, spec, state=None):
     """Primal ridge from streaming statistics (criterion "auto" or "gcv")."""
     check(design, spec)
-    return solve_statistics(accumulate(design, spec, state), spec, design.n_exact)
+    return solve_statistics(accumulate(design, spec, state), spec, design.n_linear)
 
 
-def solve_statistics(stats, spec, n_exact):
+def solve_statistics(stats, spec, n_linear):
     """The solution from accumulated (or merged) :class:`PrimalStatistics`.
 
-    ``n_exact`` is the width of the exact block (the columns ``gamma`` does not scale).
+    ``n_linear`` is the number of leading exact columns ``gamma`` does not scale (the
+    exact degrees 0 and 1); it scales the other exact columns and the tail.
     """
     if stats.shift_z is None or stats.sum_w <= 0:
         raise ValueError("the primal solver needs at least one row with positive weight")
@@ -192,7 +193,7 @@ def solve_statistics(stats, spec, n_exact):
     best = None
     for g, gamma in enumerate(spec.gammas):
         scale = np.ones(gram.shape[0])
-        scale[n_exact:] = gamma
+        scale[n_linear:] = gamma
         eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) else gram, cross,
                        total_ss, stats.sum_w, scale, spec.fit_intercept)
         scores[g] = eigen.scores(spec.alphas)
