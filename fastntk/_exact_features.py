@@ -138,12 +138,6 @@ def _row_pairs(X, n_threads=1):
     return codes, values, out_ptr
 
 
-def mean_pairs_per_row(X):
-    """Mean number of unordered pairs ``k (k + 1) / 2`` of a CSR row of ``k`` entries."""
-    nnz = np.diff(X.indptr).astype(np.float64)
-    return float(np.mean(nnz * (nnz + 1) / 2)) if nnz.size else 0.0
-
-
 class SparsePairFeatures:
     """Degree 2 of sparse rows exactly, over the pairs of columns seen by ``fit``.
 

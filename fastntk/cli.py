@@ -778,8 +778,8 @@ def make_parser():
                      help="polynomial degree of the sketches (default: the feature map's)")
     fit.add_argument("--exact-degrees", type=_exact_degrees, default="auto",
                      help="ntk-sketch: degrees computed exactly, 'auto' or 0..k (default "
-                          "auto: for sparse rows the norm, the row and, for short rows, its "
-                          "pairs of columns; --stream leaves the pairs out)")
+                          "auto: for sparse rows their norm and the row itself; 2 adds the "
+                          "pairs of columns)")
     fit.add_argument("--image-shape", default=None, metavar="H,W,C",
                      help="image shape for cntk-sketch / exact CNTK (default: square, 1 channel)")
     fit.add_argument("--alphas", type=float, nargs="+", default=None,

@@ -40,8 +40,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _hadamard
 from ._jit import jit
-from ._exact_features import (MonomialFeatures, SparsePairFeatures, mean_pairs_per_row,
-                              monomial_dimension, sparse_linear_block)
+from ._exact_features import (MonomialFeatures, SparsePairFeatures, monomial_dimension,
+                              sparse_linear_block)
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._scaling import row_exponents, scale_rows
 from ._compiled import csr_row_norms_sq, csr_scale_rows
@@ -105,15 +105,12 @@ def split_widths(coef, n_components):
     return widths
 
 
-def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees,
-                         pairs_per_row=0.0):
+def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
     """Degrees of ``sum_j coef[j] t^j`` represented exactly, and the sketched tail's widths.
 
     ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
-    itself, outside the ``n_components`` budget, which the tail then gets whole), and
-    degree 2 (the row's pairs of columns, also outside the budget) when a row has on
-    average at most ``n_components`` pairs (``pairs_per_row``), i.e. when the exact
-    degree 2 costs no more per row than the sketch; for dense input every degree ``j``
+    itself, outside the ``n_components`` budget, which the tail then gets whole); for
+    dense input every degree ``j``
     whose monomial dimension ``C(d + j - 1, j)`` fits in the width the budget split would
     give it, re-splitting the freed width over the sketched degrees until no further
     degree fits.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse input).
@@ -128,8 +125,7 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees,
     coef = np.asarray(coef, dtype=float)
     top = coef.shape[0] - 1
     if exact_degrees == "auto":
-        wanted = {0} if not sparse else set(range(
-            min(2 if pairs_per_row <= n_components else 1, top) + 1))
+        wanted = set(range(min(1, top) + 1)) if sparse else {0}
     else:
         if sparse and exact_degrees > 2:
             raise ValueError(f"exact_degrees={exact_degrees} needs degree-{exact_degrees} "
@@ -361,17 +357,19 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, every
         degree whose monomials fit in the width a budget split would have given it
         (re-splitting the freed width over the sketched degrees), and for sparse input
-        degrees 0, 1 and (for short rows, below) 2.  An integer ``k`` asks for degrees
-        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
+        degrees 0 and 1.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse
+        input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
         which a hashed degree 1 spoils with collisions as large as the signal; a dense
         low-dimensional input has low degrees of small rank, on which a sketch wastes its
-        width.  Sparse degree 2 is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns
-        that occur together in a row given to ``fit`` (one column per pair seen there, as
-        a vectoriser's vocabulary; unseen pairs are dropped at transform, which changes no
-        prediction of a linear model fitted on the ``fit`` rows); ``"auto"`` includes it
-        when the ``fit`` rows have on average at most ``n_components`` pairs ``k (k + 1) /
-        2`` (``k`` non-zeros): short documents such as tweets (``k ~ 16``, 150 pairs), not
-        long ones.  Its cost per row is its number of pairs.
+        width.  Sparse degree 2 (``exact_degrees=2``) is ``sqrt(a_2) (x ⊗ x) / ||x||``
+        over the pairs of columns that occur together in a row given to ``fit`` (one
+        column per pair seen there, as a vectoriser's vocabulary of words; pairs never
+        seen are dropped at transform, which changes no prediction of a linear model
+        fitted on the ``fit`` rows, whose weight on such a column is 0).  A row costs its
+        ``k (k + 1) / 2`` pairs (``k`` non-zeros).  It is not the default: on health
+        tweets it made the fit 6x slower and the tail weight chosen was still 0 (see the
+        README); a fit from pieces (``partial_fit``, ``fit_stream``, Dask) learns the
+        vocabulary from its first piece only.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches, drawn in ``fit``.
     n_jobs : int or None, default=None
@@ -487,9 +485,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def _fit_polyfit(self, rng, X):
         sparse = sp.issparse(X)
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
-        exact, widths = choose_exact_degrees(
-            coef, self.n_components, self.n_features_in_, sparse, self.exact_degrees,
-            mean_pairs_per_row(X) if sparse else 0.0)
+        exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
+                                             sparse, self.exact_degrees)
         self.coef_ = {"ntk": coef}
         self.poly_max_error_ = {"ntk": error}
         self.widths_ = {"ntk": widths}

@@ -239,18 +239,10 @@ class _BaseNTKRidge(BaseEstimator):
         return tqdm(total=total, desc=desc, unit="rows", delay=1.0, leave=False)
 
     # -- fitting -------------------------------------------------------------------------
-    def _new_feature_map(self, X, first_chunk=False):
-        """The map, cloned and fitted on ``X``.  ``first_chunk``: ``X`` is the first of
-        several pieces (partial_fit, fit_stream, Dask), so a map that would learn a
-        vocabulary of pairs of columns from it (``NTKSketch(exact_degrees="auto")``) is
-        limited to the exact degrees 0 and 1: the pairs of the later pieces would be
-        missing from it, and the streaming statistics grow with its size."""
-        template = clone(self.feature_map if self.feature_map is not None
-                         else _default_feature_map(self.random_state))
-        if (first_chunk and sp.issparse(X)
-                and template.get_params().get("exact_degrees", None) == "auto"):
-            template.set_params(exact_degrees=1)
-        return template.fit(X)
+    def _new_feature_map(self, X):
+        template = (self.feature_map if self.feature_map is not None
+                    else _default_feature_map(self.random_state))
+        return clone(template).fit(X)
 
     def _design(self, feature_map, X, Y, sample_weight, bar, row_offset=0):
         progress = None if bar is None else bar.update
@@ -308,7 +300,7 @@ class _BaseNTKRidge(BaseEstimator):
             if hasattr(self, "intercept_"):
                 raise ValueError("this model was trained by fit(), which does not keep its "
                                  "statistics; use partial_fit from a fresh estimator")
-            feature_map, seen, solver = self._new_feature_map(X, first_chunk=True), 0, None
+            feature_map, seen, solver = self._new_feature_map(X), 0, None
         else:
             feature_map, seen, solver = self.feature_map_, self.n_samples_seen_, self.solver_
             if Y.shape[1] != state.n_targets:
@@ -366,7 +358,7 @@ class _BaseNTKRidge(BaseEstimator):
         with self._progress(None, "features + statistics") as bar:
             for X, Y, sample_weight in chunks:
                 if feature_map is None:
-                    feature_map = self._new_feature_map(X, first_chunk=True)
+                    feature_map = self._new_feature_map(X)
                     solver, module, spec, first = self._stream_plan(
                         alphas, gammas, feature_map, X, Y, sample_weight)
                 design = self._design(feature_map, X, Y, sample_weight, bar,

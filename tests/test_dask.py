@@ -32,10 +32,7 @@ def _dask(X, rows):
 
 
 def _model(estimator=NTKRidge, solver="auto", feature_map=None):
-    # exact_degrees=1: the map a fit from partitions uses (its first one has no vocabulary
-    # of pairs for the others, see test_streaming.test_pieces_take_no_exact_pairs)
-    feature_map = feature_map or NTKSketch(depth=2, n_components=48, random_state=0,
-                                           exact_degrees=1)
+    feature_map = feature_map or NTKSketch(depth=2, n_components=48, random_state=0)
     return estimator(feature_map, solver=solver, gammas=(0.5, 1.0), batch_size=64)
 
 

@@ -14,7 +14,6 @@ from fastntk._solvers import SOLVERS, get_solver
 from fastntk._solvers import cg as cg_module
 
 get_solver("dual")  # import every family so that SOLVERS is complete
-DESIGNS = ("dense", "sparse")
 
 
 def _data(kind, n=150, seed=0):
@@ -49,12 +48,14 @@ def _brute_force(model, X, y, rows=None):
     return coef, mean_y - mean_z @ w, F
 
 
-@pytest.mark.parametrize("design", DESIGNS)
+# sparse with exact_degrees=2: the exact pairs of columns, which gamma weights
+@pytest.mark.parametrize("design, exact_degrees",
+                         [("dense", "auto"), ("sparse", "auto"), ("sparse", 2)])
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
-def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design):
+def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design, exact_degrees):
     X, y = _data(design)
-    model = NTKRidge(_sketch(), solver=solver, alphas=(0.01, 0.1, 1.0),
-                     gammas=(0.0, 0.5, 1.0))
+    model = NTKRidge(_sketch(exact_degrees=exact_degrees), solver=solver,
+                     alphas=(0.01, 0.1, 1.0), gammas=(0.0, 0.5, 1.0))
     if solver == "primal" and design == "sparse":
         with pytest.raises(ValueError, match="dense features"):
             model.fit(X, y)
@@ -84,7 +85,8 @@ def test_cg_scores_are_brute_force_fits_on_the_other_rows():
 @pytest.mark.parametrize("solver", ["dual", "cg"])
 def test_gamma_zero_is_a_linear_ridge_on_the_norm_and_the_row(solver):
     X, y = _data("sparse")
-    model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(0.0,)).fit(X, y)
+    model = NTKRidge(_sketch(exact_degrees=2), solver=solver, alphas=(0.1,),
+                     gammas=(0.0,)).fit(X, y)
     assert 2 in model.feature_map_.exact_degrees_          # the pairs are weighted too
     head = model.feature_map_.n_linear_features_
     np.testing.assert_array_equal(model.coef_[head:], 0.0)
@@ -106,9 +108,7 @@ def test_alpha_grid_widens_when_the_best_is_at_an_edge():
 @pytest.mark.parametrize("pieces", [[200], [70, 130], [5, 95, 100]])
 def test_cg_partial_fit_in_pieces_equals_fit(pieces):
     X, y = _data("sparse", n=200)
-    # partial_fit learns no vocabulary of pairs from its first piece (see
-    # test_pieces_take_no_exact_pairs): the same map as exact_degrees=1
-    fitted = NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
+    fitted = NTKRidge(_sketch(), solver="cg").fit(X, y)
     model = NTKRidge(_sketch(), batch_size=32)
     start = 0
     for size in pieces:
@@ -123,16 +123,17 @@ def test_an_exact_block_too_wide_for_cg_names_the_limit(monkeypatch):
     X, y = _data("sparse")
     monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
     with pytest.raises(ValueError, match="HashingVectorizer"):
-        NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
+        NTKRidge(_sketch(), solver="cg").fit(X, y)
     with pytest.raises(ValueError, match="exact_degrees=1"):
-        NTKRidge(_sketch(), solver="cg").partial_fit(X, y)
+        NTKRidge(_sketch(exact_degrees=2), solver="cg").partial_fit(X, y)
 
 
 def test_a_one_shot_fit_keeping_its_rows_has_no_cross_block_limit(monkeypatch):
     # fewer rows than exact columns (the pairs): the rows are kept, no E^T T or E^T E
     X, y = _data("sparse")
     monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
-    model = NTKRidge(_sketch(), solver="cg", alphas=(0.1,), gammas=(1.0,)).fit(X, y)
+    model = NTKRidge(_sketch(exact_degrees=2), solver="cg", alphas=(0.1,),
+                     gammas=(1.0,)).fit(X, y)
     assert X.shape[0] < model.feature_map_.n_exact_features_
     coef, intercept, F = _brute_force(model, X, y)
     np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=1e-4, atol=1e-4)

@@ -27,25 +27,9 @@ def _data(kind, n=600, seed=0):
     return interaction_data(kind, n, 70, 0.08, seed)
 
 
-def _model(estimator=NTKRidge, solver="auto", exact_degrees=1, **kwargs):
-    # exact_degrees=1: the map a fit from pieces uses (test_pieces_take_no_exact_pairs)
-    return estimator(NTKSketch(depth=2, n_components=48, random_state=0,
-                               exact_degrees=exact_degrees), solver=solver,
+def _model(estimator=NTKRidge, solver="auto", **kwargs):
+    return estimator(NTKSketch(depth=2, n_components=48, random_state=0), solver=solver,
                      gammas=(0.5, 1.0), batch_size=64, **kwargs)
-
-
-def test_pieces_take_no_exact_pairs():
-    """A fit from pieces learns its map on the first one: ``exact_degrees="auto"`` then
-    leaves out the vocabulary of pairs of columns (it would miss the later pieces' pairs),
-    which makes it the fit with ``exact_degrees=1``."""
-    X, y = _data("sparse")
-    whole = _model(exact_degrees="auto").fit(X, y)
-    assert whole.feature_map_.exact_degrees_ == (0, 1, 2)
-    stream = _model(exact_degrees="auto").fit_stream(_pieces(X, y, [0, 100, X.shape[0]]))
-    assert stream.feature_map_.exact_degrees_ == (0, 1)
-    assert_same_model(_model().fit(X, y), stream)
-    pieces = _model(exact_degrees="auto").partial_fit(X[:100], y[:100])
-    assert pieces.feature_map_.exact_degrees_ == (0, 1)
 
 
 def _pieces(X, y, cuts, w=None):
@@ -281,9 +265,7 @@ def test_cli_fit_stream_equals_the_in_memory_fit(tmp_path, capsys):
         dump_svmlight_file(X[a:b], y[a:b], str(parts / f"part{k}.svm"), zero_based=False)
     dump_svmlight_file(X[:800], y[:800], str(tmp_path / "all.svm"), zero_based=False)
     dump_svmlight_file(X[800:], y[800:], str(tmp_path / "test.svm"), zero_based=False)
-    # --exact-degrees 1: the map --stream uses (test_pieces_take_no_exact_pairs)
-    common = ["--task", "regression", "--n-components", 64, "--one-based", "--quiet",
-              "--exact-degrees", 1]
+    common = ["--task", "regression", "--n-components", 64, "--one-based", "--quiet"]
     code, out, err = _cli(["fit", parts, "--stream", "--chunk-rows", 128,
                            "--out", tmp_path / "s.model", *common], capsys)
     assert code == 0, err

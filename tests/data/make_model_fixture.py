@@ -23,7 +23,8 @@ def main():
     y = np.asarray(X_sparse.sum(axis=1)).ravel() + 0.1 * rng.standard_normal(60)
     X_dense = rng.standard_normal((60, 6))
     models = {
-        "ridge_sketch_csr": (NTKRidge(NTKSketch(n_components=64, degree=4, random_state=0),
+        "ridge_sketch_csr": (NTKRidge(NTKSketch(n_components=64, degree=4, exact_degrees=2,
+                                                random_state=0),
                                       alphas=(0.1, 1.0, 10.0)).fit(X_sparse, y), X_sparse),
         "classifier_rf": (NTKRidgeClassifier(NTKRandomFeatures(n_components=32, depth=2,
                                                                random_state=0),
