@@ -33,6 +33,13 @@ training rows than exact columns (text: n below the vocabulary size) keeps the r
 instead of ``C``: ``E`` (sparse, as given) and ``T`` (single precision), ``4 n m`` bytes
 against ``4 d m``.  The products with ``C`` then go through the rows, ``E^T S (T B)`` and
 ``T^T S (E A)``, which reads less memory at every iteration; the solution is the same.
+So do those with ``E^T S E`` (``E^T S (E A)``, never formed for a sparse ``E``): with the
+exact pairs of columns of short texts, ``E^T S E`` has ~``k^4 / 4`` entries per row of
+``k`` non-zeros, the rows ``k^2 / 2``.
+
+The tail weight ``gamma`` scales the tail and the exact block's columns from ``n_linear``
+on (its degrees >= 2, e.g. the pairs), never the statistics: the systems are those of
+``[E D | gamma T]``, ``D`` diagonal.
 """
 import numpy as np
 import scipy.sparse as sp

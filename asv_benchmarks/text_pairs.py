@@ -1,0 +1,67 @@
+"""Exact pairs of words on short texts: fastntk against scikit-learn's RidgeCV, in one run.
+
+Not an asv benchmark (minutes per data set): run it by hand on a quiet machine::
+
+    python asv_benchmarks/text_pairs.py [health-tweets trump-tweets ...]
+
+For every data set (the splits of ``compare.py``): ``NTKSketch(depth=2,
+exact_degrees=2, n_components=1)``, i.e. the NTK's degrees 0, 1 and 2 exactly (the norm,
+the TF-IDF row and its pairs of words) and practically no sketched tail, with
+``NTKRidge(Classifier)(solver="dual")`` (leave-one-out over alpha and the weight of the
+degree 2); then scikit-learn's ``RidgeClassifierCV`` / ``RidgeCV`` on the raw TF-IDF with
+``compare.py``'s 17 half decades.  Each fit's CPU and wall seconds in this process, the
+CPU ratio, and the test metric (accuracy, or RMSE for Trump tweets).
+"""
+import argparse
+import time
+
+import numpy as np
+from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+
+from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch, datasets
+
+SETS = {"health-tweets": (datasets.load_health_tweets, (10_000, 5_000), True),
+        "trump-tweets": (datasets.load_trump_tweets, (10_000, 5_000), False),
+        "rotten-tomatoes": (datasets.load_rotten_tomatoes, (10_000, 2_808), True)}
+ALPHAS = 10.0 ** np.arange(-4, 4.5, 0.5)
+
+
+def _metric(model, X, y, classification):
+    pred = model.predict(X)
+    return np.mean(pred == y) if classification else np.sqrt(np.mean((pred - y) ** 2))
+
+
+def _timed_fit(model, X, y):
+    cpu, wall = time.process_time(), time.perf_counter()
+    model.fit(X, y)
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="*", default=list(SETS), choices=list(SETS))
+    args = parser.parse_args()
+    for name in args.datasets:
+        load, (n_train, n_test), classification = SETS[name]
+        X, Xt, y, yt = datasets.tfidf_split(*load(), n_train=n_train, n_test=n_test)
+        sketch = NTKSketch(depth=2, exact_degrees=2, n_components=1, random_state=0)
+        sketch.fit(X[:10]).transform(X[:10])                  # compile before timing
+        learner = NTKRidgeClassifier if classification else NTKRidge
+        baseline = RidgeClassifierCV if classification else RidgeCV
+        ours = learner(sketch, solver="dual")
+        theirs = baseline(alphas=ALPHAS)
+        cpu_ours, wall_ours = _timed_fit(ours, X, y)
+        cpu_theirs, wall_theirs = _timed_fit(theirs, X, y)
+        what = "accuracy" if classification else "RMSE"
+        print(f"{name} ({n_train}/{n_test}): fastntk pairs {what} "
+              f"{_metric(ours, Xt, yt, classification):.4f} (alpha {ours.alpha_:.3g}, "
+              f"gamma {ours.gamma_:g}, {ours.feature_map_.n_exact_features_} exact "
+              f"columns), fit {cpu_ours:.1f} s CPU / {wall_ours:.1f} s wall; "
+              f"{baseline.__name__} {_metric(theirs, Xt, yt, classification):.4f} "
+              f"(alpha {float(np.ravel(theirs.alpha_)[0]):.3g}), fit {cpu_theirs:.1f} s CPU "
+              f"/ {wall_theirs:.1f} s wall; CPU ratio {cpu_ours / cpu_theirs:.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
