@@ -164,7 +164,6 @@ class SparsePairFeatures:
         if X.shape[1] > 2**31:
             raise ValueError(f"exact degree-2 features need n_features <= 2**31 (pair "
                              f"codes are int64), got {X.shape[1]}")
-        self.n_features = X.shape[1]
         self.scale = float(np.sqrt(coef2))
         vocabulary = np.empty(0, dtype=np.int64)
         nnz = np.diff(X.indptr).astype(np.int64)

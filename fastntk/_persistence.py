@@ -188,8 +188,8 @@ def _sketch_from_2(state):
 def _cg_statistics_from_2(state):
     """Format 2 read the diagonal of ``E^T S E`` from the matrix itself."""
     ete = state["ete"]
-    state.setdefault("sq_e", np.asarray(ete.diagonal() if hasattr(ete, "tocsr")
-                                        else np.diag(ete), dtype=np.float64).copy())
+    diagonal = np.diag(ete) if isinstance(ete, np.ndarray) else ete.diagonal()
+    state.setdefault("sq_e", np.array(diagonal, dtype=np.float64))
     return state
 
 

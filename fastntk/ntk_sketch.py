@@ -110,10 +110,9 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
 
     ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
     itself, outside the ``n_components`` budget, which the tail then gets whole); for
-    dense input every degree ``j``
-    whose monomial dimension ``C(d + j - 1, j)`` fits in the width the budget split would
-    give it, re-splitting the freed width over the sketched degrees until no further
-    degree fits.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse input).
+    dense input every degree ``j`` whose monomial dimension ``C(d + j - 1, j)`` fits in
+    the width the budget split would give it, re-splitting the freed width over the
+    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse input).
 
     Returns
     -------

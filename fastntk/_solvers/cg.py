@@ -388,7 +388,7 @@ class _NormalEquations:
             top = dsymm(1.0, stats.ete, A, side=0, lower=0)
         bottom = np.zeros_like(B)
         if gamma and B.shape[0]:
-            # gamma = 0 (a linear ridge on the exact block) skips the tail: B stays 0
+            # gamma = 0 (a linear ridge on the exact degrees 0 and 1) skips the tail
             top += gamma * self._cross(B)
             bottom += gamma * self._cross_t(A)
             bottom += gamma * gamma * self._symm(1.0, self.gram_t, B.astype(self.dtype),
