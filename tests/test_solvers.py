@@ -12,6 +12,8 @@ import scipy.sparse as sp
 from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
 from fastntk._solvers import SOLVERS, get_solver
 from fastntk._solvers import cg as cg_module
+from fastntk._solvers import dual as dual_module
+from fastntk._solvers._linalg import eigh_psd_single, refine_solve, symmetrize_upper
 
 get_solver("dual")  # import every family so that SOLVERS is complete
 
@@ -231,3 +233,57 @@ def test_cg_merging_a_dense_exact_gram_into_a_sparse_one(monkeypatch):
     assert isinstance(first.ete, np.ndarray)
     np.testing.assert_allclose(first.ete, whole.ete.toarray(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(first.cross, whole.cross, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("design", ["dense", "sparse"])
+def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, design):
+    X, y = _data(design, n=200)
+    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-3, 1e-2, 0.1, 1.0))  # noqa: E731
+    double = make().fit(X, y)
+    monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
+    single = make().fit(X, y)
+    assert (single.alpha_, single.gamma_) == (double.alpha_, double.gamma_)
+    # the criterion's rounding grows as eps_32 lambda_max / alpha: tight at the larger alphas
+    np.testing.assert_allclose(single.cv_values_[:, 2:], double.cv_values_[:, 2:], rtol=1e-4)
+    np.testing.assert_allclose(single.cv_values_, double.cv_values_, rtol=1e-2)
+    # the chosen solution is refined to double precision
+    np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-9, atol=1e-9)
+    coef, intercept, F = _brute_force(single, X, y)
+    np.testing.assert_allclose(single.predict(X), F @ coef + intercept, rtol=1e-6, atol=1e-6)
+
+
+def test_dual_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
+    """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
+    X, y = _data("dense", n=200)
+    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-13,), gammas=(1.0,))  # noqa: E731
+    double = make().fit(X, y)
+    monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
+    calls = []
+    original = dual_module.eigh_psd
+    monkeypatch.setattr(dual_module, "eigh_psd",
+                        lambda gram: calls.append(gram.shape) or original(gram))
+    single = make().fit(X, y)
+    assert calls == [(200, 200)]          # the refinement could not resolve alpha = 1e-13
+    assert single.alpha_ == double.alpha_
+    np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-6, atol=1e-6)
+
+
+def test_refinement_reaches_the_double_precision_solve():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((300, 120))
+    gram = A @ A.T
+    rhs = rng.standard_normal((300, 2))
+    eigvals, eigvecs = eigh_psd_single(gram)
+    z, converged = refine_solve(gram, 0.5, rhs, eigvals, eigvecs)
+    assert converged
+    np.testing.assert_allclose(z, np.linalg.solve(gram + 0.5 * np.eye(300), rhs), rtol=1e-9)
+    _, converged = refine_solve(gram, 1e-12, rhs, eigvals, eigvecs, max_steps=2)
+    assert not converged
+
+
+def test_symmetrize_upper_copies_the_upper_triangle_by_blocks():
+    rng = np.random.default_rng(0)
+    full = rng.standard_normal((11, 11))
+    full = full + full.T
+    stale = np.triu(full) + np.tril(rng.standard_normal((11, 11)), -1)
+    np.testing.assert_array_equal(symmetrize_upper(stale, block=4), full)

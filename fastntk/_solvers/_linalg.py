@@ -13,7 +13,8 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dsyr2, dsyrk
 
-__all__ = ["add_gram", "eigh_psd", "gcv_curve", "loo_curve", "centre_weighted_gram",
+__all__ = ["add_gram", "eigh_psd", "eigh_psd_single", "refine_solve", "symmetrize_upper",
+           "gcv_curve", "loo_curve", "centre_weighted_gram",
            "centre_weighted_target", "SYRK_BLOCK"]
 
 #: Widest Gram block handed to one BLAS ``dsyrk`` call; wider Grams are updated by blocks.
@@ -58,6 +59,62 @@ def eigh_psd(gram):
                                          check_finite=False, driver="evd")
     np.maximum(eigvals, 0.0, out=eigvals)
     return eigvals, eigvecs
+
+
+def eigh_psd_single(gram):
+    """Eigenpairs of a symmetric PSD matrix (upper triangle read, not modified), in float32.
+
+    LAPACK ``ssyevd`` on a single-precision copy: about half the time and memory traffic
+    of ``dsyevd``.  The eigenvalues are returned in float64 (clipped at zero), the
+    eigenvectors in float32; they are exact for a matrix within about ``n eps_32 ||gram||``
+    of ``gram``, so a solve with them needs refining against the float64 matrix
+    (:func:`refine_solve`).
+    """
+    single = np.asfortranarray(gram, dtype=np.float32)
+    eigvals, eigvecs = scipy.linalg.eigh(single, lower=False, overwrite_a=True,
+                                         check_finite=False, driver="evd")
+    del single
+    return np.maximum(eigvals.astype(np.float64), 0.0), eigvecs
+
+
+def refine_solve(gram, alpha, rhs, eigvals, eigvecs, *, rtol=1e-10, max_steps=6):
+    """Solve ``(gram + alpha I) z = rhs`` in float64, preconditioned by approximate eigenpairs.
+
+    Iterative refinement: ``z <- z + U (U^T r) / (lambda + alpha)`` with the residual
+    ``r = rhs - (gram + alpha I) z`` computed in float64 (``gram`` full and symmetric).  With eigenpairs accurate to a relative
+    ``delta`` of the spectrum the residual falls by about ``delta ||gram|| / alpha`` per
+    step.  Returns ``(z, converged)``: ``converged`` is False when ``||r||`` has not fallen
+    below ``rtol ||rhs||`` after ``max_steps`` steps (then fall back to a float64 solve).
+    """
+    shrink = 1.0 / (eigvals + alpha)
+
+    def precondition(r):
+        # in the eigenvectors' precision: the correction need only be approximate, the
+        # residual it corrects is exact
+        r = r.astype(eigvecs.dtype)
+        return (eigvecs @ (shrink[:, None].astype(eigvecs.dtype) * (eigvecs.T @ r))
+                ).astype(np.float64)
+
+    z = precondition(rhs)
+    target = rtol * np.linalg.norm(rhs)
+    for _ in range(max_steps):
+        residual = rhs - gram @ z - alpha * z
+        if np.linalg.norm(residual) <= target:
+            return z, True
+        z += precondition(residual)
+    residual = rhs - gram @ z - alpha * z
+    return z, bool(np.linalg.norm(residual) <= target)
+
+
+def symmetrize_upper(gram, block=SYRK_BLOCK):
+    """Copy the upper triangle of square ``gram`` onto its lower one, in place, by blocks."""
+    n = gram.shape[0]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        gram[start:stop, :start] = gram[:start, start:stop].T
+        square = gram[start:stop, start:stop]
+        square[...] = np.triu(square) + np.triu(square, 1).T
+    return gram
 
 
 def gcv_curve(eigvals, proj_sq, total_ss, n_eff, alphas, n_fixed):

@@ -324,7 +324,7 @@ class _NormalEquations:
         self._symm = get_blas_funcs("symm", (self.gram_t,))
         held = stats.held_out() if include_held else None
         self.held = held
-        d, m = stats.n_exact, stats.n_tail
+        d = stats.n_exact
         self.d = d
         sum_w, sum_e, sum_t, sum_y = stats.sum_w, stats.sum_e, stats.sum_t, stats.sum_y
         self.n_linear = n_linear
