@@ -582,7 +582,12 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
     The dual and primal solvers use the symmetric eigensolver (LAPACK ``dsyevd``), never
     a Cholesky factorisation, and accumulate Gram matrices wider than 4,096 by blocks:
     OpenBLAS's AVX-512 kernels crash ``cho_factor`` on 16,000 x 16,000 matrices and
-    ``dsyrk`` at 16,384 columns (``asv_benchmarks/ridge_large.py``).
+    ``dsyrk`` at 16,384 columns (``asv_benchmarks/ridge_large.py``).  From 2,048 rows the
+    dual eigendecomposes in single precision (``ssyevd``, about half the time), scores
+    alpha from those eigenpairs, redoes the decomposition in double precision when the
+    best alpha lies below ``6e-6`` of the kernel's largest eigenvalue (where single
+    precision no longer resolves the criterion), and refines the chosen solution to
+    double precision against the double-precision kernel.
 
     :meth:`fit` frees its statistics after solving, so a model trained by fit cannot be
     continued with partial_fit; a model trained by partial_fit keeps them (and pickles
