@@ -73,7 +73,6 @@ def eigh_psd_single(gram):
     single = np.asfortranarray(gram, dtype=np.float32)
     eigvals, eigvecs = scipy.linalg.eigh(single, lower=False, overwrite_a=True,
                                          check_finite=False, driver="evd")
-    del single
     return np.maximum(eigvals.astype(np.float64), 0.0), eigvecs
 
 
@@ -81,9 +80,9 @@ def refine_solve(gram, alpha, rhs, eigvals, eigvecs, *, rtol=1e-10, max_steps=6)
     """Solve ``(gram + alpha I) z = rhs`` in float64, preconditioned by approximate eigenpairs.
 
     Iterative refinement: ``z <- z + U (U^T r) / (lambda + alpha)`` with the residual
-    ``r = rhs - (gram + alpha I) z`` computed in float64 (``gram`` full and symmetric).  With eigenpairs accurate to a relative
-    ``delta`` of the spectrum the residual falls by about ``delta ||gram|| / alpha`` per
-    step.  Returns ``(z, converged)``: ``converged`` is False when ``||r||`` has not fallen
+    ``r = rhs - (gram + alpha I) z`` computed in float64 (``gram`` full and symmetric).
+    With eigenpairs accurate to a relative ``delta`` of the spectrum the residual falls by
+    a factor of about ``delta ||gram|| / alpha`` per step.  Returns ``(z, converged)``: ``converged`` is False when ``||r||`` has not fallen
     below ``rtol ||rhs||`` after ``max_steps`` steps (then fall back to a float64 solve).
     """
     shrink = 1.0 / (eigvals + alpha)

@@ -14,12 +14,12 @@ columns: GCV chose alpha = 1e-4, test accuracy 0.880; leave-one-out chose 1.0, 0
 scikit-learn's RidgeClassifierCV).  ``criterion="gcv"`` restores GCV.
 
 From ``SINGLE_PRECISION_MIN`` rows on, the eigendecomposition, which is nearly all of the
-time, runs in single precision: the criterion is read from those eigenpairs (their
-rounding moves the leave-one-out score far less than the differences between
-neighbouring alphas), and the chosen solution is refined in double precision against the
-double-precision kernel until its residual is below ``1e-10`` of the target's, with a
-double-precision eigendecomposition when the refinement does not converge (an alpha below
-what single precision resolves).
+time, runs in single precision: the criterion is read from those eigenpairs wherever they
+resolve it (alpha at least ``_RESOLUTION`` times the largest eigenvalue; a best alpha below
+that is rescored from a double-precision eigendecomposition), and the chosen solution is
+refined in double precision against the double-precision kernel until its residual is
+below ``1e-10`` of the target's (a double-precision eigendecomposition if it does not get
+there).
 
 Memory: the kernel blocks and the eigenvectors, a few ``n^2`` float64 arrays.
 """
@@ -75,8 +75,8 @@ class _Eigen:
     and the float64 centred kernel is kept: the criterion is evaluated from the float32
     eigenpairs, and the chosen alpha's coefficients are refined against the float64 kernel
     (falling back to a float64 eigendecomposition if the refinement does not converge).
-    Their rounding moves the criterion by about ``eps_32 lambda_max / alpha`` (relative),
-    so alphas below ``resolution`` are not resolved: :meth:`scores_resolved` redoes the
+    Their rounding moves the criterion by about ``0.05 eps_32 lambda_max / alpha``
+    (relative), so alphas below ``resolution`` are not resolved: :meth:`scores_resolved` redoes the
     decomposition in double precision when the best alpha lies there.
     """
 
@@ -106,7 +106,7 @@ class _Eigen:
         self.eigvals, self.eigvecs = eigh_psd(self.centred)
         self.centred = None
         self.resolution = 0.0
-        self.proj = self.eigvecs.T @ self.target_c
+        self.proj = self._project(self.target_c)
 
     def scores_resolved(self, alphas):
         """:meth:`scores`, in double precision if single precision cannot resolve the best."""
