@@ -25,6 +25,12 @@ How the problem is solved (``solver``)
   preconditioned conjugate gradients, ``(alpha, gamma)`` chosen on a held-out fold (every
   fifth row, at most 10,000) and refitted on all rows; memory independent of ``n``, for
   wide sparse exact blocks at any ``n``.
+- ``"krylov"``: the rows kept in memory as they are (sparse blocks sparse), conjugate
+  gradients on the dual system through products with them, never an ``n x n`` or
+  ``p x p`` matrix; one multi-shift run per ``gamma`` gives every alpha of the grid,
+  ``(alpha, gamma)`` chosen on the same held-out fold as "cg" and refitted on all rows.
+  For wide exact blocks (the pairs of words of texts, ``exact_degrees=2``), whose
+  statistics "cg" cannot hold, at any ``n`` whose rows fit in memory.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
   6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, and cg for
   everything else (``p`` the total feature width).
@@ -504,13 +510,14 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
         rounding.
     fit_intercept : bool, default=True
         Fit an unpenalised intercept (by centring the statistics).
-    solver : {"auto", "dual", "primal", "cg"}, default="auto"
+    solver : {"auto", "dual", "primal", "cg", "krylov"}, default="auto"
         See the module docstring of :mod:`fastntk.ridge`.  partial_fit uses "primal"
         (dense features) or "cg"; exact kernel ridge uses "dual".
     criterion : {"auto", "gcv", "loo", "holdout"}, default="auto"
         How alpha (and gamma) are chosen: "loo", exact leave-one-out squared error, and
         "gcv", generalised cross-validation (dual solver); "gcv" (primal solver);
-        "holdout", the held-out fold (cg solver).  "auto" is each solver's own.
+        "holdout", the held-out fold (cg and krylov solvers).  "auto" is each solver's
+        own.
     kernel_params : dict, default=None
         Keyword arguments of the exact kernel (``depth``, ``kind``; for "exact-cntk" also
         ``filter_size``, ``padding``, ``pooling`` and ``image_shape`` to reshape flat rows).
@@ -534,10 +541,11 @@ _SHARED_ATTRIBUTES = """    alpha_ : float
         The alpha grid finally scored at ``gamma_`` (widened if needed).
     cv_values_ : ndarray of shape (n_gammas, n_alphas)
         Score of every (gamma, alpha) of the given grids under ``criterion_`` (mean over
-        targets; the smallest wins; NaN where the cg solver's path stopped past its best).
+        targets; the smallest wins; NaN where the path of the cg or krylov solver stopped
+        past its best).
     criterion_ : {"gcv", "loo", "holdout"}
         The criterion that chose them.
-    solver_ : {"dual", "primal", "cg"}
+    solver_ : {"dual", "primal", "cg", "krylov"}
         The solver that was used.
     feature_map_ : transformer
         The fitted clone of ``feature_map`` (not with "exact").

@@ -8,11 +8,13 @@ rows; fits must be atomic.
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch
 from fastntk._solvers import SOLVERS, get_solver
 from fastntk._solvers import cg as cg_module
 from fastntk._solvers import dual as dual_module
+from fastntk._solvers import krylov as krylov_module
 from fastntk._solvers._linalg import eigh_psd_single, refine_solve, symmetrize_upper
 
 get_solver("dual")  # import every family so that SOLVERS is complete
@@ -84,7 +86,7 @@ def test_cg_scores_are_brute_force_fits_on_the_other_rows():
     np.testing.assert_allclose(model.cv_values_[0, 0], expected, rtol=5e-3)
 
 
-@pytest.mark.parametrize("solver", ["dual", "cg"])
+@pytest.mark.parametrize("solver", ["dual", "cg", "krylov"])
 def test_gamma_zero_is_a_linear_ridge_on_the_norm_and_the_row(solver):
     X, y = _data("sparse")
     model = NTKRidge(_sketch(exact_degrees=2), solver=solver, alphas=(0.1,),
@@ -98,6 +100,59 @@ def test_gamma_zero_is_a_linear_ridge_on_the_norm_and_the_row(solver):
     Ec = E - E.mean(0)
     w = np.linalg.solve(Ec.T @ Ec + 0.1 * np.eye(E.shape[1]), Ec.T @ (y - y.mean()))
     np.testing.assert_allclose(model.coef_[:head], w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:the best alpha")   # the pairs of 64 rows interpolate
+@pytest.mark.parametrize("design, exact_degrees",
+                         [("dense", "auto"), ("sparse", "auto"), ("sparse", 2)])
+def test_krylov_scores_every_alpha_as_a_brute_force_fit_on_the_other_rows(design,
+                                                                          exact_degrees):
+    X, y = _data(design, n=80)
+    alphas, gammas = (0.03, 0.3, 3.0), (0.5, 1.0)
+    model = NTKRidge(_sketch(exact_degrees=exact_degrees), solver="krylov", alphas=alphas,
+                     gammas=gammas).fit(X, y)
+    held = np.arange(4, 80, 5)                      # every fifth row
+    train = np.setdiff1d(np.arange(80), held)
+    for g, gamma in enumerate(gammas):
+        for a, alpha in enumerate(alphas):
+            if np.isnan(model.cv_values_[g, a]):    # the path stopped past its best
+                continue
+            model.alpha_, model.gamma_ = alpha, gamma
+            coef, intercept, F = _brute_force(model, X, y, rows=train)
+            expected = np.mean((y[held] - F[held] @ coef - intercept) ** 2)
+            # an alpha is scored at a relative residual of 1e-4
+            np.testing.assert_allclose(model.cv_values_[g, a], expected, rtol=1e-3)
+    assert np.isfinite(model.cv_values_).sum() >= 4
+
+
+def test_krylov_weights_rows_as_repeating_them():
+    X, y = _data("sparse", n=100)
+    weights = np.where(np.arange(100) % 3 == 0, 2.0, 1.0)
+    repeated = np.concatenate([np.arange(100), np.flatnonzero(weights == 2.0)])
+    grid = dict(solver="krylov", alphas=(0.1,), gammas=(1.0,))
+    weighted = NTKRidge(_sketch(), **grid).fit(X, y, sample_weight=weights)
+    copied = NTKRidge(_sketch(), **grid).fit(X[repeated], y[repeated])
+    np.testing.assert_allclose(weighted.predict(X), copied.predict(X), rtol=1e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("params, X_kind, message", [
+    (dict(feature_map="exact"), "dense", "exact kernel ridge"),
+    (dict(criterion="loo"), "dense", "held-out fold"),
+    (dict(), "tiny", "at least 5 rows"),
+])
+def test_krylov_rejects_what_it_cannot_fit(params, X_kind, message):
+    X, y = _data("dense", n=4 if X_kind == "tiny" else 40)
+    params = {"feature_map": _sketch(), **params}
+    with pytest.raises(ValueError, match=message):
+        NTKRidge(solver="krylov", **params).fit(X, y)
+
+
+def test_krylov_warns_when_the_refit_does_not_converge(monkeypatch):
+    X, y = _data("sparse", n=60)
+    monkeypatch.setattr(krylov_module, "_MAX_ITER_FINAL", 2)
+    with pytest.warns(ConvergenceWarning, match="did not reach"):
+        NTKRidge(_sketch(), solver="krylov", alphas=(0.1,), gammas=(1.0,)).fit(X, y)
 
 
 def test_alpha_grid_widens_when_the_best_is_at_an_edge():

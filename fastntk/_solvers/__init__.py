@@ -20,15 +20,19 @@ Families (modules): ``dual`` (eigendecomposition of the ``n x n`` kernel, exact
 leave-one-out or GCV; small n and exact kernels), ``primal`` (eigendecomposition of the
 dense ``p x p`` Gram matrix, GCV; dense features with ``p < n``), ``cg`` (streaming
 block statistics and preconditioned conjugate gradients, a held-out fold; any n, wide
-sparse exact blocks).
+sparse exact blocks), ``krylov`` (multi-shift conjugate gradients in the dual through the
+rows kept in memory, the whole alpha grid in one run per gamma, a held-out fold; wide
+exact blocks, such as the pairs of words of texts, at any n that fits in memory).
 """
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["RidgeSpec", "RidgeSolution", "Design", "Batch", "SOLVERS", "STREAMING",
-           "register", "get_solver", "get_streaming", "widen_alphas"]
+           "register", "get_solver", "get_streaming", "widen_alphas", "stack_rows",
+           "held_out", "HOLDOUT_EVERY", "HOLDOUT_MAX"]
 
 SOLVERS = {}
 #: Solvers that reduce the rows to statistics (sums over rows, with ``merge``), so that a
@@ -46,7 +50,7 @@ def register(name):
 
 def get_solver(name):
     """The registered solver ``name`` (importing the families on first use)."""
-    from . import cg, dual, primal  # noqa: F401  (modules register themselves)
+    from . import cg, dual, krylov, primal  # noqa: F401  (modules register themselves)
     try:
         return SOLVERS[name]
     except KeyError:
@@ -215,6 +219,35 @@ class Design:
                         self.row_offset + start)
             if self.progress is not None:
                 self.progress(rows.stop - rows.start)
+
+
+def stack_rows(design):
+    """All rows' exact block (CSR or dense, or None) and tail (dense or None)."""
+    exact, tail = [], []
+    for batch in design.batches():
+        exact.append(batch.exact)
+        tail.append(batch.tail)
+    if design.n_exact:
+        exact = sp.vstack(exact, format="csr") if design.sparse_exact else np.vstack(exact)
+    else:
+        exact = None
+    tail = np.vstack(tail) if design.n_tail else None
+    return exact, tail
+
+
+#: The held-out solvers keep every ``HOLDOUT_EVERY``-th row aside, up to ``HOLDOUT_MAX``.
+HOLDOUT_EVERY = 5
+HOLDOUT_MAX = 10_000
+
+
+def held_out(index):
+    """Whether the rows of global indices ``index`` belong to the held-out fold.
+
+    A function of the index alone, so that every way of reading the rows (one pass, pieces,
+    partitions of a distributed fit, each given its row offset) holds out the same rows.
+    """
+    index = np.asarray(index)
+    return (index % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) & (index < HOLDOUT_EVERY * HOLDOUT_MAX)
 
 
 #: Half decades added at an edge of the alpha grid when its best score lies there.

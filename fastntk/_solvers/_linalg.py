@@ -199,3 +199,36 @@ def centre_weighted_target(Y, sample_weight, fit_intercept):
     y_mean = (sample_weight @ Y / sample_weight.sum() if fit_intercept
               else np.zeros(Y.shape[1]))
     return y_mean, (Y - y_mean) * sqrt_w[:, None]
+
+
+def pcg(matvec, precondition, rhs, x0, tol, max_iter):
+    """Preconditioned conjugate gradients, one independent solve per column of ``rhs``.
+
+    Returns
+    -------
+    x : ndarray, like ``rhs``
+    converged : bool
+        Whether every column's residual fell below ``tol`` times its right-hand side's
+        norm within ``max_iter`` iterations.
+    """
+    x = x0.copy()
+    r = rhs - matvec(x)
+    target = tol * np.maximum(np.linalg.norm(rhs, axis=0), np.finfo(float).tiny)
+    z = precondition(r)
+    p = z.copy()
+    rz = np.einsum("ij,ij->j", r, z)
+    for _ in range(max_iter):
+        active = np.linalg.norm(r, axis=0) > target
+        if not active.any():
+            return x, True
+        q = matvec(p)
+        pq = np.einsum("ij,ij->j", p, q)
+        step = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
+        x += p * step
+        r -= q * step
+        z = precondition(r)
+        rz_new = np.einsum("ij,ij->j", r, z)
+        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        p = z + p * beta
+        rz = rz_new
+    return x, bool(np.all(np.linalg.norm(r, axis=0) <= target))

@@ -45,8 +45,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.blas import dsymm, dsyr, dsyr2, get_blas_funcs
 
-from . import RidgeSolution, register, widen_alphas
-from ._linalg import add_gram, eigh_psd
+from . import HOLDOUT_EVERY, RidgeSolution, held_out, register, widen_alphas
+from ._linalg import add_gram, eigh_psd, pcg
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics",
            "MAX_CROSS_BYTES"]
@@ -54,9 +54,6 @@ __all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics"
 #: Largest cross-product block ``E^T T`` (bytes, single precision) the solver accumulates.
 MAX_CROSS_BYTES = 2 * 2**30
 _CROSS_DTYPE = np.float32
-#: Every ``_HOLDOUT_EVERY``-th row of the stream is held out, up to ``_HOLDOUT_MAX`` rows.
-_HOLDOUT_EVERY = 5
-_HOLDOUT_MAX = 10_000
 #: Relative residual at which a path solve, and the final refit, stop.
 _TOL_PATH = 1e-3
 _TOL_FINAL = 1e-6
@@ -135,10 +132,7 @@ class BlockStatistics:
         """Add one :class:`Batch`: its held-out rows kept, the others summed."""
         n_rows = batch.Y.shape[0]
         index = batch.start + np.arange(n_rows)
-        # a function of the global row index alone, so that partitions of a distributed
-        # fit (each given its row offset) hold out the rows one sequential pass would
-        held = ((index % _HOLDOUT_EVERY == _HOLDOUT_EVERY - 1)
-                & (index < _HOLDOUT_EVERY * _HOLDOUT_MAX))
+        held = held_out(index)
         if held.any():
             rows = np.flatnonzero(held)
             self.held.append(tuple(_take(part, rows) for part in
@@ -452,31 +446,6 @@ class _NormalEquations:
                 - gamma * (self.mean_t @ X[d:]))
 
 
-def _pcg(matvec, precondition, rhs, x0, tol):
-    """Preconditioned conjugate gradients, one independent solve per column of ``rhs``."""
-    x = x0.copy()
-    r = rhs - matvec(x)
-    target = tol * np.maximum(np.linalg.norm(rhs, axis=0), np.finfo(float).tiny)
-    z = precondition(r)
-    p = z.copy()
-    rz = np.einsum("ij,ij->j", r, z)
-    for _ in range(_MAX_ITER):
-        active = np.linalg.norm(r, axis=0) > target
-        if not active.any():
-            break
-        q = matvec(p)
-        pq = np.einsum("ij,ij->j", p, q)
-        step = np.where(active & (pq > 0), rz / np.where(pq > 0, pq, 1.0), 0.0)
-        x += p * step
-        r -= q * step
-        z = precondition(r)
-        rz_new = np.einsum("ij,ij->j", r, z)
-        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
-        p = z + p * beta
-        rz = rz_new
-    return x
-
-
 class _Path:
     """Solutions and held-out scores along the alpha grid at one gamma."""
 
@@ -486,8 +455,9 @@ class _Path:
 
     def solve(self, alpha, start, tol):
         system, gamma = self.system, self.gamma
-        return _pcg(lambda X: system.matvec(X, gamma, alpha),
-                    system.preconditioner(gamma, alpha), system.rhs(gamma), start, tol)
+        return pcg(lambda X: system.matvec(X, gamma, alpha),
+                   system.preconditioner(gamma, alpha), system.rhs(gamma), start, tol,
+                   _MAX_ITER)[0]
 
     def score(self, X):
         E, T, Y, w = self.held
@@ -564,8 +534,8 @@ def solve_statistics(stats, spec, n_linear):
     exact degrees 0 and 1); it scales the other exact columns and the tail.
     """
     if stats.n_held == 0 or stats.sum_w <= 0:
-        raise ValueError(f"solver='cg' holds out every {_HOLDOUT_EVERY}th row to choose "
-                         f"alpha and needs at least {_HOLDOUT_EVERY} rows with positive "
+        raise ValueError(f"solver='cg' holds out every {HOLDOUT_EVERY}th row to choose "
+                         f"alpha and needs at least {HOLDOUT_EVERY} rows with positive "
                          f"weight; use solver='dual' for smaller data")
     held = stats.held_out()
     train_system = _NormalEquations(stats, include_held=False, n_linear=n_linear,
@@ -587,8 +557,8 @@ def solve_statistics(stats, spec, n_linear):
     full = _NormalEquations(stats, include_held=True, n_linear=n_linear)
     if gamma:
         full._tail_eigen = lam, V.astype(np.float64)   # close enough to precondition
-    X = _pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
-             full.rhs(gamma), start, _TOL_FINAL)
+    X = pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
+            full.rhs(gamma), start, _TOL_FINAL, _MAX_ITER)[0]
     coef = X.copy()
     coef[:full.d] *= full.column_scale(gamma)[:, None]
     coef[full.d:] *= gamma

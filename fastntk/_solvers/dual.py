@@ -26,7 +26,7 @@ Memory: the kernel blocks and the eigenvectors, a few ``n^2`` float64 arrays.
 import numpy as np
 import scipy.sparse as sp
 
-from . import RidgeSolution, _best_index, register, widen_alphas
+from . import RidgeSolution, _best_index, register, stack_rows, widen_alphas
 from ._linalg import (add_gram, centre_weighted_gram, centre_weighted_target, eigh_psd,
                       eigh_psd_single, gcv_curve, loo_curve, refine_solve, symmetrize_upper)
 
@@ -41,20 +41,6 @@ SINGLE_PRECISION_MIN = 2048
 #: Neighbouring alphas of a half-decade grid differ by more wherever the choice matters.
 _RESOLUTION = 50 * float(np.finfo(np.float32).eps)
 _BLOCK = 1024
-
-
-def _stack(design):
-    """All rows' exact block (CSR or dense, or None) and tail (dense or None)."""
-    exact, tail = [], []
-    for batch in design.batches():
-        exact.append(batch.exact)
-        tail.append(batch.tail)
-    if design.n_exact:
-        exact = sp.vstack(exact, format="csr") if design.sparse_exact else np.vstack(exact)
-    else:
-        exact = None
-    tail = np.vstack(tail) if design.n_tail else None
-    return exact, tail
 
 
 def _gram(Z, n):
@@ -168,7 +154,7 @@ def solve(design, spec, state=None):
         kernels = [(1.0, np.asfortranarray(design.kernel(), dtype=np.float64))]
         gammas = np.array([1.0])
     else:
-        exact, tail = _stack(design)
+        exact, tail = stack_rows(design)
         split = design.n_linear
         # gamma scales the exact columns from n_linear on (degrees >= 2) with the tail
         high = exact[:, split:] if exact is not None and split < exact.shape[1] else None
