@@ -119,8 +119,9 @@ def _predict(rows, means, coefs):
     return out
 
 
-def _scales(gamma, n_blocks_high, has_linear):
-    return ([1.0] if has_linear else []) + [gamma * gamma] * n_blocks_high
+def _scales_of(n_blocks_high, has_linear):
+    """``gamma -> `` the blocks' kernel weights: 1 for ``E_1``, ``gamma^2`` for the others."""
+    return lambda gamma: ([1.0] if has_linear else []) + [gamma * gamma] * n_blocks_high
 
 
 class _Fold:
@@ -206,6 +207,32 @@ def _path_scores(train, fold, y_mean, rhs, scales, alphas):
     return out
 
 
+def _choose(blocks, Y, w, n_train, spec, scales):
+    """``(scores, alphas, alpha, gamma)`` on the held-out fold: the rows past ``n_train``.
+
+    ``scales`` maps ``gamma`` to the blocks' kernel weights; the alpha grid is widened
+    at the best gamma if its best alpha is at an edge.
+    """
+    train = _Rows([Z[:n_train] for Z in blocks], w[:n_train], spec.fit_intercept)
+    fold = _Fold([Z[n_train:] for Z in blocks], Y[n_train:], w[n_train:])
+    y_mean, rhs = centre_weighted_target(Y[:n_train], w[:n_train], spec.fit_intercept)
+
+    def path(gamma, alphas):
+        return _path_scores(train, fold, y_mean, rhs, scales(gamma), alphas)
+
+    scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
+    for g, gamma in enumerate(spec.gammas):
+        scores[g] = path(float(gamma), spec.alphas)
+    if not np.isfinite(scores).any():
+        raise ValueError("solver='krylov' reached no alpha of the grid within "
+                         f"{_MAX_ITER} iterations; use a grid of larger alphas or "
+                         "solver='dual' / 'cg'")
+    g = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf).min(axis=1)))
+    gamma = float(spec.gammas[g])
+    alphas, _, k = widen_alphas(lambda new: path(gamma, new), spec.alphas, scores[g])
+    return scores, alphas, float(alphas[k]), gamma
+
+
 def _split_blocks(exact, tail, n_linear):
     """``[E_1, E_2, T]`` (those present) and how many of them ``gamma`` scales."""
     blocks, n_high = [], 0
@@ -249,29 +276,11 @@ def solve(design, spec, state=None):
     del exact, tail
     Y, w = design.Y[order], w[order]
     n_train = int((~held).sum())
-    train = _Rows([Z[:n_train] for Z in blocks], w[:n_train], spec.fit_intercept)
-    fold = _Fold([Z[n_train:] for Z in blocks], Y[n_train:], w[n_train:])
-    y_mean, rhs = centre_weighted_target(Y[:n_train], w[:n_train], spec.fit_intercept)
-
-    def path(gamma, alphas):
-        return _path_scores(train, fold, y_mean, rhs, _scales(gamma, n_high, has_linear),
-                            alphas)
-
-    scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
-    for g, gamma in enumerate(spec.gammas):
-        scores[g] = path(float(gamma), spec.alphas)
-    if not np.isfinite(scores).any():
-        raise ValueError("solver='krylov' reached no alpha of the grid within "
-                         f"{_MAX_ITER} iterations; use a grid of larger alphas or "
-                         "solver='dual' / 'cg'")
-    g = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf).min(axis=1)))
-    gamma = float(spec.gammas[g])
-    alphas, _, k = widen_alphas(lambda new: path(gamma, new), spec.alphas, scores[g])
-    alpha = float(alphas[k])
-    del train, fold
+    scores, alphas, alpha, gamma = _choose(blocks, Y, w, n_train, spec,
+                                           _scales_of(n_high, has_linear))
     full = _Rows(blocks, w, spec.fit_intercept)
     y_mean, rhs = centre_weighted_target(Y, w, spec.fit_intercept)
-    scales = _scales(gamma, n_high, has_linear)
+    scales = _scales_of(n_high, has_linear)(gamma)
     Z, converged = pcg(
         lambda V: full.kernel_product(full.coefficients(V, scales)) + alpha * V,
         lambda R: R, rhs, np.zeros_like(rhs), _TOL_FINAL, _MAX_ITER_FINAL)
