@@ -32,8 +32,11 @@ How the problem is solved (``solver``)
   For wide exact blocks (the pairs of words of texts, ``exact_degrees=2``), whose
   statistics "cg" cannot hold, at any ``n`` whose rows fit in memory.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
-  6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, and cg for
-  everything else (``p`` the total feature width).
+  6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, krylov for
+  the rest while its dense rows (``n`` times the dense width, in float64) take at most
+  2 GiB, and cg beyond (``p`` the total feature width).  Fits from pieces of rows
+  (partial_fit, fit_stream, Dask) take the primal for dense designs up to 16,384 wide,
+  else cg.
 Each family lives in its own module of :mod:`fastntk._solvers`, behind one signature.
 
 Data larger than memory
@@ -72,6 +75,8 @@ _EXACT_KERNELS = ("exact", "exact-cntk")
 _DUAL_MAX = 6000
 #: Widest dense design the automatic choice sends to the primal solver.
 _PRIMAL_MAX = 16384
+#: Largest dense block (bytes) the automatic choice keeps in memory for the krylov solver.
+_KRYLOV_MAX_BYTES = 2 * 2**30
 
 
 def _default_feature_map(random_state):
@@ -274,7 +279,9 @@ class _BaseNTKRidge(BaseEstimator):
             return "dual"
         if design.dense and p < n and p <= _PRIMAL_MAX:
             return "primal"
-        return "cg"
+        # krylov keeps the rows; cg's statistics do not grow with n
+        dense_width = design.n_tail + (0 if design.sparse_exact else design.n_exact)
+        return "krylov" if n * dense_width * 8 <= _KRYLOV_MAX_BYTES else "cg"
 
     def _spec(self, alphas, gammas, design, resumable=False):
         if design.n_exact == 0 or design.n_tail == 0:
@@ -666,7 +673,7 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         the concatenated chunks with the same solver, up to rounding.
 
         The solver is "primal" or "cg" ("auto": "primal" for dense features of width up
-        to 16,384, else "cg"); "dual" needs all rows at once and raises ValueError.  The
+        to 16,384, else "cg"); "dual" and "krylov" need all rows at once and raise ValueError.  The
         feature map is fitted on the first chunk: fastntk's maps read only its width,
         sparsity and dtype (as does sklearn's RBFSampler), so they are the maps
         :meth:`fit` draws; a map whose fit learns from the data sees the first chunk only.

@@ -155,6 +155,17 @@ def test_krylov_warns_when_the_refit_does_not_converge(monkeypatch):
         NTKRidge(_sketch(), solver="krylov", alphas=(0.1,), gammas=(1.0,)).fit(X, y)
 
 
+def test_auto_keeps_the_rows_for_krylov_while_they_fit_its_budget(monkeypatch):
+    from fastntk import ridge
+
+    X, y = _data("sparse", n=120)
+    monkeypatch.setattr(ridge, "_DUAL_MAX", 50)
+    assert NTKRidge(_sketch()).fit(X, y).solver_ == "krylov"
+    monkeypatch.setattr(ridge, "_KRYLOV_MAX_BYTES", 120 * 48 * 8 - 1)   # the tail's bytes
+    assert NTKRidge(_sketch()).fit(X, y).solver_ == "cg"
+    assert NTKRidge(_sketch()).partial_fit(X, y).solver_ == "cg"
+
+
 def test_alpha_grid_widens_when_the_best_is_at_an_edge():
     X, y = _data("dense", n=400)
     model = NTKRidge(_sketch(), alphas=(10.0, 100.0, 1000.0)).fit(X, y)

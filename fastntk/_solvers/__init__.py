@@ -221,18 +221,38 @@ class Design:
                 self.progress(rows.stop - rows.start)
 
 
-def stack_rows(design):
-    """All rows' exact block (CSR or dense, or None) and tail (dense or None)."""
-    exact, tail = [], []
+def stack_rows(design, order=None):
+    """All rows' exact block (CSR or dense, or None) and tail (dense or None).
+
+    Parameters
+    ----------
+    design : Design
+    order : ndarray of int or None
+        A permutation of the rows: row ``order[k]`` of the design is row ``k`` of the
+        result.  None: the design's order.
+
+    Dense blocks are written batch by batch into their final place, so the peak is one
+    copy of the blocks plus one batch.
+    """
+    n = design.n_samples
+    where = np.arange(n) if order is None else np.argsort(order)
+    dense = {"exact": None, "tail": None}
+    sparse_parts = []
     for batch in design.batches():
-        exact.append(batch.exact)
-        tail.append(batch.tail)
-    if design.n_exact:
-        exact = sp.vstack(exact, format="csr") if design.sparse_exact else np.vstack(exact)
-    else:
-        exact = None
-    tail = np.vstack(tail) if design.n_tail else None
-    return exact, tail
+        rows = where[batch.start - design.row_offset:][:batch.Y.shape[0]]
+        for name, block in (("exact", batch.exact), ("tail", batch.tail)):
+            if block is None or (name == "exact" and design.sparse_exact):
+                continue
+            if dense[name] is None:
+                dense[name] = np.empty((n, block.shape[1]), dtype=block.dtype)
+            dense[name][rows] = block
+        if design.sparse_exact and design.n_exact:
+            sparse_parts.append(batch.exact)
+    exact = dense["exact"]
+    if sparse_parts:
+        exact = sp.vstack(sparse_parts, format="csr")
+        exact = exact if order is None else exact[order]
+    return (exact if design.n_exact else None), (dense["tail"] if design.n_tail else None)
 
 
 #: The held-out solvers keep every ``HOLDOUT_EVERY``-th row aside, up to ``HOLDOUT_MAX``.

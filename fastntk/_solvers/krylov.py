@@ -266,13 +266,12 @@ def solve(design, spec, state=None):
         raise ValueError(f"solver='krylov' holds out every {HOLDOUT_EVERY}th row to choose "
                          f"alpha and needs at least {HOLDOUT_EVERY} rows with positive "
                          f"weight in both parts; use solver='dual' for smaller data")
-    exact, tail = stack_rows(design)
-    n_linear = design.n_linear if exact is not None else 0
-    has_linear = exact is not None and n_linear > 0
     # training rows first: the two folds are then views of the same rows (no copies)
     order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
+    exact, tail = stack_rows(design, order)
+    n_linear = design.n_linear if exact is not None else 0
+    has_linear = exact is not None and n_linear > 0
     blocks, n_high = _split_blocks(exact, tail, n_linear)
-    blocks = [Z[order] for Z in blocks]
     del exact, tail
     Y, w = design.Y[order], w[order]
     n_train = int((~held).sum())
