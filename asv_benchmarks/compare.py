@@ -112,6 +112,12 @@ def make_method(method, task, m=N_COMPONENTS):
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=0, random_state=0),
             task))
+    if method == "fastntk NTKSketch exact pairs":
+        # degrees 0, 1, 2 exactly (on text: the norm, the row, its pairs of words) and a
+        # one-column tail: for sparse rows, whose degree 2 is cheap to compute exactly
+        return make_pipeline(flatten, _ntk_ridge(
+            fastntk.NTKSketch(depth=2, n_components=1, exact_degrees=2, random_state=0),
+            task))
     if method == "fastntk NTKRandomFeatures":
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKRandomFeatures(depth=2, n_components=m, random_state=0), task))
@@ -141,6 +147,7 @@ METHODS = [
     "fastntk NTKSketch",
     "fastntk NTKSketch depth 1",
     "fastntk NTKSketch exact_degrees=0",
+    "fastntk NTKSketch exact pairs",
     "fastntk NTKRandomFeatures",
     "fastntk CNTKSketch",
     "exact NTK kernel ridge",
@@ -225,7 +232,7 @@ def plot(results, path):
     axes = np.atleast_1d(axes)
     # one marker and colour per method across every panel
     methods = [m for m in METHODS if any(r["method"] == m for r in results)]
-    style = {m: (marker, f"C{k}") for k, (m, marker) in enumerate(zip(methods, "os^vD<>ph*"))}
+    style = {m: (marker, f"C{k}") for k, (m, marker) in enumerate(zip(methods, "os^vD<>ph*X"))}
     for ax, dataset in zip(axes, datasets):
         for r in (r for r in results if r["dataset"] == dataset):
             marker, colour = style[r["method"]]

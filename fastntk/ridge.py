@@ -33,8 +33,8 @@ How the problem is solved (``solver``)
   statistics "cg" cannot hold, at any ``n`` whose rows fit in memory.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
   6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, krylov for
-  the rest while its dense rows (``n`` times the dense width, in float64) take at most
-  2 GiB, and cg beyond (``p`` the total feature width).  Fits from pieces of rows
+  the rest up to ``n = 20,000`` while its dense rows (``n`` times the dense width, in
+  float64) take at most 2 GiB, and cg beyond (``p`` the total feature width).  Fits from pieces of rows
   (partial_fit, fit_stream, Dask) take the primal for dense designs up to 16,384 wide,
   else cg.
 Each family lives in its own module of :mod:`fastntk._solvers`, behind one signature.
@@ -75,7 +75,8 @@ _EXACT_KERNELS = ("exact", "exact-cntk")
 _DUAL_MAX = 6000
 #: Widest dense design the automatic choice sends to the primal solver.
 _PRIMAL_MAX = 16384
-#: Largest dense block (bytes) the automatic choice keeps in memory for the krylov solver.
+#: Largest n, and dense block (bytes) kept in memory, of the automatic krylov choice.
+_KRYLOV_MAX_ROWS = 20_000
 _KRYLOV_MAX_BYTES = 2 * 2**30
 
 
@@ -279,9 +280,12 @@ class _BaseNTKRidge(BaseEstimator):
             return "dual"
         if design.dense and p < n and p <= _PRIMAL_MAX:
             return "primal"
-        # krylov keeps the rows; cg's statistics do not grow with n
+        # krylov keeps the rows, and its unpreconditioned iterations grow with n; cg's
+        # statistics do not grow with n, and its preconditioner keeps iterations few
         dense_width = design.n_tail + (0 if design.sparse_exact else design.n_exact)
-        return "krylov" if n * dense_width * 8 <= _KRYLOV_MAX_BYTES else "cg"
+        if n <= _KRYLOV_MAX_ROWS and n * dense_width * 8 <= _KRYLOV_MAX_BYTES:
+            return "krylov"
+        return "cg"
 
     def _spec(self, alphas, gammas, design, resumable=False):
         if design.n_exact == 0 or design.n_tail == 0:

@@ -155,12 +155,15 @@ def test_krylov_warns_when_the_refit_does_not_converge(monkeypatch):
         NTKRidge(_sketch(), solver="krylov", alphas=(0.1,), gammas=(1.0,)).fit(X, y)
 
 
-def test_auto_keeps_the_rows_for_krylov_while_they_fit_its_budget(monkeypatch):
+def test_auto_keeps_the_rows_for_krylov_within_its_limits(monkeypatch):
     from fastntk import ridge
 
     X, y = _data("sparse", n=120)
     monkeypatch.setattr(ridge, "_DUAL_MAX", 50)
     assert NTKRidge(_sketch()).fit(X, y).solver_ == "krylov"
+    with monkeypatch.context() as patch:
+        patch.setattr(ridge, "_KRYLOV_MAX_ROWS", 119)
+        assert NTKRidge(_sketch()).fit(X, y).solver_ == "cg"
     monkeypatch.setattr(ridge, "_KRYLOV_MAX_BYTES", 120 * 48 * 8 - 1)   # the tail's bytes
     assert NTKRidge(_sketch()).fit(X, y).solver_ == "cg"
     assert NTKRidge(_sketch()).partial_fit(X, y).solver_ == "cg"
