@@ -9,8 +9,9 @@ For every data set (the splits of ``compare.py``): ``NTKSketch(depth=2,
 exact_degrees=2, n_components=1)``, i.e. the NTK's degrees 0, 1 and 2 exactly (the norm,
 the TF-IDF row and its pairs of words) and practically no sketched tail (or a tail of
 ``--n-components``), with ``NTKRidge(Classifier)(solver=...)`` ("krylov": a held-out fold
-over alpha and the weight of the degrees >= 2; "dual": leave-one-out); then scikit-learn's ``RidgeClassifierCV`` / ``RidgeCV`` on the raw TF-IDF with
-``compare.py``'s 17 half decades.  Each fit's CPU and wall seconds in this process, the
+over alpha and the weight of the degrees >= 2; "dual": leave-one-out); then
+scikit-learn's ``RidgeClassifierCV`` / ``RidgeCV`` on the raw TF-IDF with ``compare.py``'s
+17 half decades.  Each fit's CPU and wall seconds in this process, the
 CPU ratio, and the test metric (accuracy, or RMSE for Trump tweets).
 """
 import argparse

@@ -30,13 +30,14 @@ How the problem is solved (``solver``)
   ``p x p`` matrix; one multi-shift run per ``gamma`` gives every alpha of the grid,
   ``(alpha, gamma)`` chosen on the same held-out fold as "cg" and refitted on all rows.
   For wide exact blocks (the pairs of words of texts, ``exact_degrees=2``), whose
-  statistics "cg" cannot hold, at any ``n`` whose rows fit in memory.
+  statistics "cg" cannot hold, at any ``n`` whose rows fit in memory; it is not
+  preconditioned, so its iterations grow with ``n``.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
   6,000``, the primal for dense designs with ``p < n`` and ``p <= 16,384``, krylov for
   the rest up to ``n = 20,000`` while its dense rows (``n`` times the dense width, in
-  float64) take at most 2 GiB, and cg beyond (``p`` the total feature width).  Fits from pieces of rows
-  (partial_fit, fit_stream, Dask) take the primal for dense designs up to 16,384 wide,
-  else cg.
+  float64) take at most 2 GiB, and cg beyond (``p`` the total feature width).  Fits
+  from pieces of rows (partial_fit, fit_stream, Dask) take the primal for dense designs
+  up to 16,384 wide, else cg.
 Each family lives in its own module of :mod:`fastntk._solvers`, behind one signature.
 
 Data larger than memory
@@ -677,8 +678,8 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         the concatenated chunks with the same solver, up to rounding.
 
         The solver is "primal" or "cg" ("auto": "primal" for dense features of width up
-        to 16,384, else "cg"); "dual" and "krylov" need all rows at once and raise ValueError.  The
-        feature map is fitted on the first chunk: fastntk's maps read only its width,
+        to 16,384, else "cg"); "dual" and "krylov" need all rows at once and raise
+        ValueError.  The feature map is fitted on the first chunk: fastntk's maps read only its width,
         sparsity and dtype (as does sklearn's RBFSampler), so they are the maps
         :meth:`fit` draws; a map whose fit learns from the data sees the first chunk only.
         Like :meth:`fit`, the statistics are freed after the solve.

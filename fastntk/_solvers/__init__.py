@@ -236,23 +236,28 @@ def stack_rows(design, order=None):
     """
     n = design.n_samples
     where = np.arange(n) if order is None else np.argsort(order)
-    dense = {"exact": None, "tail": None}
+    exact = tail = None
     sparse_parts = []
     for batch in design.batches():
         rows = where[batch.start - design.row_offset:][:batch.Y.shape[0]]
-        for name, block in (("exact", batch.exact), ("tail", batch.tail)):
-            if block is None or (name == "exact" and design.sparse_exact):
-                continue
-            if dense[name] is None:
-                dense[name] = np.empty((n, block.shape[1]), dtype=block.dtype)
-            dense[name][rows] = block
-        if design.sparse_exact and design.n_exact:
+        if design.n_tail:
+            tail = _place(tail, n, rows, batch.tail)
+        if design.n_exact and design.sparse_exact:
             sparse_parts.append(batch.exact)
-    exact = dense["exact"]
+        elif design.n_exact:
+            exact = _place(exact, n, rows, batch.exact)
     if sparse_parts:
         exact = sp.vstack(sparse_parts, format="csr")
         exact = exact if order is None else exact[order]
-    return (exact if design.n_exact else None), (dense["tail"] if design.n_tail else None)
+    return exact, tail
+
+
+def _place(out, n_rows, rows, block):
+    """Write ``block`` into rows ``rows`` of ``out`` (allocated, ``n_rows`` tall, if None)."""
+    if out is None:
+        out = np.empty((n_rows, block.shape[1]), dtype=block.dtype)
+    out[rows] = block
+    return out
 
 
 #: The held-out solvers keep every ``HOLDOUT_EVERY``-th row aside, up to ``HOLDOUT_MAX``.

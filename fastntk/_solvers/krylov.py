@@ -22,14 +22,13 @@ converge from the largest down).  The chosen pair is refitted on all rows by con
 gradients.
 
 The iterations needed grow like the square root of the condition number of the smallest
-alpha reached, over the spread of the kernel's bulk spectrum (a few large eigenvalues,
-e.g. from duplicated rows, cost a few iterations each): kernels with a heavy diagonal,
-like the exact pairs of words of short texts, converge in tens to hundreds of iterations
-at every alpha of the grid.  A fit costs a few hundred products with the rows per gamma
-instead of one ``n x n`` eigendecomposition.
+alpha reached (there is no preconditioner), so they grow with ``n``: past some tens of
+thousands of rows the preconditioned "cg" solver is faster.  Each iteration is one
+product with the rows instead of an ``n x n`` eigendecomposition per gamma.
 
-Memory: the rows (the blocks as given, with the training rows put first, and a transposed
-copy of the sparse ones), and two arrays of ``n_held x n_targets x n_alphas``.
+Memory: the rows (the blocks as given, with the training rows put first; the sparse
+blocks also as transposed copies, and as copies of the two folds while alpha is chosen),
+and two arrays of ``n_held x n_targets x n_alphas``.
 """
 import warnings
 
@@ -170,7 +169,7 @@ def _path_scores(train, fold, y_mean, rhs, scales, alphas):
     live = np.ones((n_shifts, n_targets), dtype=bool)          # not yet converged
     prediction = np.zeros_like(held_p)
     scores = np.full(n_shifts, np.nan)
-    for iteration in range(_MAX_ITER):
+    for _ in range(_MAX_ITER):
         active = live[0]                                        # the base converges last
         pq = np.einsum("ij,ij->j", p, q)
         step = np.where(active & (pq > 0), rr / np.where(pq > 0, pq, 1.0), 0.0)
@@ -266,7 +265,8 @@ def solve(design, spec, state=None):
         raise ValueError(f"solver='krylov' holds out every {HOLDOUT_EVERY}th row to choose "
                          f"alpha and needs at least {HOLDOUT_EVERY} rows with positive "
                          f"weight in both parts; use solver='dual' for smaller data")
-    # training rows first: the two folds are then views of the same rows (no copies)
+    # training rows first: the two folds are then contiguous row ranges (views of the
+    # dense blocks, the bulk of the memory)
     order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
     exact, tail = stack_rows(design, order)
     n_linear = design.n_linear if exact is not None else 0
