@@ -40,6 +40,7 @@ import tempfile
 import zipfile
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._version import __version__
 
@@ -48,7 +49,7 @@ __all__ = ["ModelFormatError", "ModelVersionError", "CLASSES", "FORMAT_VERSION",
 
 FORMAT = "fastntk-model"
 #: Layout version of the files this fastntk writes (see the compatibility rule).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _JSON = "model.json"
 
 # name in the file -> (module, attribute); the only classes a file can instantiate
@@ -128,8 +129,6 @@ class _Encoder:
         return len(self.arrays) - 1
 
     def __call__(self, value):
-        import scipy.sparse as sp
-
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, int):
@@ -193,8 +192,22 @@ def _cg_statistics_from_2(state):
     return state
 
 
+def _cg_statistics_from_3(state):
+    """Format 3 stored the whole sparse ``E^T S E``; format 4 its upper triangle (and a
+    dense one in Fortran order, as the symmetric product reads it)."""
+    ete = state["ete"]
+    if sp.issparse(ete):
+        state["ete"] = sp.triu(ete, format="csr")
+    elif ete is not None:
+        state["ete"] = np.asfortranarray(ete)
+    state["_ete_pending"] = [sp.triu(block, format="csr") if sp.issparse(block) else block
+                             for block in state["_ete_pending"]]
+    return state
+
+
 #: file format -> class name -> conversion of a decoded state to the next format
-_UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2}}
+_UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
+             3: {"cg.BlockStatistics": _cg_statistics_from_3}}
 
 
 class _Decoder:
@@ -232,8 +245,6 @@ class _Decoder:
             self.fail(f"malformed {kind!r} entry ({type(exc).__name__}: {exc})")
 
     def _decode(self, kind, node):
-        import scipy.sparse as sp
-
         if kind == "float":
             if node["float"] not in ("nan", "inf", "-inf"):
                 self.fail(f"bad float {node['float']!r}")

@@ -93,10 +93,11 @@ def test_partial_fit_continues_after_a_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_the_fixture_of_every_format_loads_and_predicts_the_same(version):
-    """Files saved in format 2 (fastntk 0.1.0.dev0) and 3 (exact pairs of columns, the
-    tail weight on the exact degrees >= 2): every later version must read them
+    """Files saved in format 2 (fastntk 0.1.0.dev0), 3 (exact pairs of columns, the
+    tail weight on the exact degrees >= 2) and 4 (the upper triangle of the sparse
+    E^T S E of solver='cg'): every later version must read them
     (tests/data/make_model_fixture.py regenerates those of the current format)."""
     expected = np.load(os.path.join(DATA, f"model-format-{version}-expected.npz"))
     X_sparse = sp.load_npz(os.path.join(DATA, f"model-format-{version}-X_sparse.npz"))
@@ -141,6 +142,32 @@ def test_a_format_2_cg_state_is_converted_and_continues(tmp_path):
     loaded, _ = load_model(old)
     assert loaded.feature_map_.n_linear_features_ == model.feature_map_.n_linear_features_
     np.testing.assert_array_equal(loaded._statistics.sq_e, model._statistics.sq_e)
+    model.partial_fit(X[60:], y[60:])
+    loaded.partial_fit(X[60:], y[60:])
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-12, atol=1e-12)
+
+
+def test_a_format_3_cg_state_with_the_whole_exact_gram_is_converted_and_continues(tmp_path):
+    """Format 3 stored the whole sparse E^T S E, format 4 its upper triangle: loading a
+    format-3 file converts it, and partial_fit continues as from the model itself."""
+    X = sp.random(80, 400, density=0.02, format="csr", random_state=0)
+    y = np.asarray(X.sum(axis=1)).ravel()
+    model = NTKRidge(NTKSketch(n_components=16, random_state=0), solver="cg",
+                     alphas=(0.1, 1.0)).partial_fit(X[:60], y[:60])
+    stats = model._statistics
+    upper = stats.ete
+    assert sp.issparse(upper) and sp.tril(upper, k=-1).nnz == 0
+    stats.ete = (upper + sp.triu(upper, k=1).T).tocsr()        # what format 3 held
+    path = tmp_path / "old.fastntk"
+    save_model(model, path)
+    stats.ete = upper
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if n != "model.json"}
+        tree = json.loads(archive.read("model.json"))
+    tree["format_version"] = 3
+    _archive(path, tree, members.items())
+    loaded, _ = load_model(path)
+    assert (loaded._statistics.ete != upper).nnz == 0
     model.partial_fit(X[60:], y[60:])
     loaded.partial_fit(X[60:], y[60:])
     np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-12, atol=1e-12)

@@ -279,6 +279,35 @@ def test_cg_dense_enough_exact_gram_switches_to_an_array_with_the_same_fit(monke
     np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kept_as", ["sparse", "dense"])
+def test_cg_keeps_the_upper_triangle_of_the_sparse_exact_gram(monkeypatch, kept_as):
+    """The sparse E^T S E is symmetric: the statistics hold its upper triangle (half the
+    memory; in CSR, or dense once dense enough), summed over the training rows only, and
+    the fit multiplies by all of it."""
+    from fastntk._solvers import Batch
+
+    monkeypatch.setattr(cg_module, "_DENSE_ETE_FILL", 2.0 if kept_as == "sparse" else 0.0)
+    rng = np.random.default_rng(1)
+    E = sp.random(120, 25, density=0.2, format="csr", random_state=4)
+    T, Y, w = rng.standard_normal((120, 3)), rng.standard_normal((120, 1)), rng.random(120)
+    stats = cg_module.BlockStatistics(25, 3, 1, True, True)
+    for start in range(0, 120, 40):
+        part = slice(start, start + 40)
+        stats.update(Batch(E[part], T[part], Y[part], w[part], start))
+    stats._merge()
+    train = ~cg_module.held_out(np.arange(120))
+    full = (E[train].T @ sp.diags(w[train]) @ E[train]).toarray()
+    assert sp.issparse(stats.ete) == (kept_as == "sparse")
+    upper = stats.ete.toarray() if kept_as == "sparse" else stats.ete
+    np.testing.assert_allclose(upper, np.triu(full), rtol=1e-12, atol=1e-14)
+    system = cg_module._NormalEquations(stats, include_held=False, n_linear=25)
+    A = rng.standard_normal((28, 2))
+    centred_e = full - np.outer(stats.sum_e, stats.sum_e) / stats.sum_w
+    np.testing.assert_allclose(system.matvec(np.vstack([A[:25], np.zeros((3, 2))]), 0.0, 0.0),
+                               np.vstack([centred_e @ A[:25], np.zeros((3, 2))]),
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_cg_merging_a_dense_exact_gram_into_a_sparse_one(monkeypatch):
     from fastntk._solvers import Batch
 

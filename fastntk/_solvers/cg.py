@@ -4,7 +4,8 @@ For a design ``Z = [E | gamma T]`` with ``E`` the exact block (for text, the spa
 TF-IDF row and one norm column: ``n_features + 1`` columns, never densified) and ``T`` the
 dense sketched tail (``m`` columns), one pass over the rows accumulates
 
-    E^T S E   (sparse, or dense for a dense exact block),   C = E^T S T   (dense, d x m),
+    E^T S E   (its upper triangle: sparse, or dense for a dense exact block),
+    C = E^T S T   (dense, d x m),
     T^T S T,  E^T S y,  T^T S y,  and the weighted sums of E, T and y
 
 (``S`` the sample weights), whose size does not depend on ``n``.  Every ``(alpha, gamma)``
@@ -25,8 +26,9 @@ on all rows, the held-out ones included.
 limit below) and the one read in full at every iteration, so single precision halves
 both the memory and the time of a fit; its rounding (a relative 1e-7 per entry) is far
 below the solver's tolerances and the sketch's own error.  Everything else is double.
-Memory: ``C``, ``E^T E`` (at most the sum of the squared non-zeros per row), two ``m x m``
-arrays, the held-out rows, and a batch.
+Memory: ``C``, the upper triangle of ``E^T E`` (at most half the sum of the squared
+non-zeros per row: the sparse one is symmetric, so half of it is all a product needs),
+two ``m x m`` arrays, the held-out rows, and a batch.
 
 A one-shot fit (not :meth:`NTKRidge.partial_fit`, not a distributed fit) with fewer
 training rows than exact columns (text: n below the vocabulary size) keeps the rows
@@ -63,9 +65,9 @@ _PATIENCE = 3
 #: Sparse batch products merged into the running E^T S E every this many batches.
 _MERGE_EVERY = 16
 #: A sparse E^T S E denser than this fraction is kept as a dense array instead, if that
-#: takes at most _DENSE_ETE_BYTES: past a quarter full, CSR (12 bytes an entry, and a
-#: copy at every addition) needs more memory than the dense matrix (8 bytes an entry,
-#: added to in place).  Folded or hashed text reaches it: 1M Zipf rows of 50 non-zeros
+#: takes at most _DENSE_ETE_BYTES: past a quarter full, its upper triangle in CSR (12
+#: bytes an entry, and a copy at every addition) needs more memory than the dense matrix
+#: (8 bytes an entry, added to in place).  Folded or hashed text reaches it: 1M Zipf rows of 50 non-zeros
 #: folded to 8,192 columns fill E^T S E almost completely.
 _DENSE_ETE_FILL = 0.25
 _DENSE_ETE_BYTES = 2 * 2**30
@@ -109,7 +111,8 @@ class BlockStatistics:
         self.sum_e = np.zeros(n_exact)
         self.sum_t = np.zeros(n_tail)
         self.sum_y = np.zeros(n_targets)
-        # a one-shot fit keeping its sparse rows multiplies through them instead
+        # the upper triangle of E^T S E (it is symmetric); a one-shot fit keeping its
+        # sparse rows multiplies through them instead
         self.ete = (None if sparse_exact and keep_rows
                     else sp.csr_matrix((n_exact, n_exact)) if sparse_exact
                     else np.zeros((n_exact, n_exact), order="F"))
@@ -172,7 +175,7 @@ class BlockStatistics:
                 for start in range(0, self.n_tail, step):
                     self.cross[:, start:start + step] += Ew.T @ Tw[:, start:start + step]
             if self.ete is not None:
-                self._ete_pending.append((Ew.T @ Ew).tocsr())
+                self._ete_pending.append(sp.triu(Ew.T @ Ew, format="csr"))
                 # once dense, each batch product is added in place at once (no copies)
                 if len(self._ete_pending) >= (_MERGE_EVERY if sp.issparse(self.ete) else 1):
                     self._merge()
@@ -242,12 +245,12 @@ class BlockStatistics:
         if sp.issparse(self.ete) and not dense:
             self.ete = (self.ete + total).tocsr()
             n = self.n_exact
-            if (self.ete.nnz > _DENSE_ETE_FILL * n * n
+            if (2 * self.ete.nnz > _DENSE_ETE_FILL * n * n
                     and 8 * n * n <= _DENSE_ETE_BYTES):
-                self.ete = self.ete.toarray()
+                self.ete = self.ete.toarray(order="F")
             return
         if sp.issparse(self.ete):
-            self.ete = self.ete.toarray()
+            self.ete = self.ete.toarray(order="F")
         for block in dense:
             self.ete += block
         if total is not None:
@@ -322,6 +325,7 @@ class _NormalEquations:
         self.d = d
         sum_w, sum_e, sum_t, sum_y = stats.sum_w, stats.sum_e, stats.sum_t, stats.sum_y
         self.n_linear = n_linear
+        self._ete_diagonal = (stats.ete.diagonal() if sp.issparse(stats.ete) else None)
         self.diag_e = stats.sq_e.copy()
         ety, tty = stats.ety, stats.tty
         if held is not None:
@@ -376,8 +380,8 @@ class _NormalEquations:
         if stats.ete is None:                                       # through the rows
             E, _, w = stats.rows()
             top = np.asarray(E.T @ (np.asarray(E @ A) * w[:, None]))
-        elif stats.sparse_exact:
-            top = np.asarray(stats.ete @ A)
+        elif sp.issparse(stats.ete):                                # U + U^T - diag(U)
+            top = stats.ete @ A + stats.ete.T @ A - self._ete_diagonal[:, None] * A
         else:                                                       # dense: upper triangle
             top = dsymm(1.0, stats.ete, A, side=0, lower=0)
         bottom = np.zeros_like(B)
