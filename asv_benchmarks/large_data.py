@@ -18,8 +18,9 @@ d`` columns) against the sketched tail (``m = 4096``): the cross block ``E^T T``
 (``4 (d + 1) m`` bytes, single precision, at most 2 GiB: ``d + 1 <= 131,071``) and the
 sparse ``E^T E``, whose non-zeros grow with the rows until ``d^2``: measured on these
 rows folded to 2^15 columns, 15.6M non-zeros after 25,000 rows and 45.4M after 100,000
-(``n^0.77``; about 270M, 3 GiB, extrapolated to 1,000,000 rows), and adding a batch's
-products to it briefly needs a second copy.  So 2^20 columns cannot be kept: the reader
+(``n^0.77``; about 270M, 3 GiB, extrapolated to 1,000,000 rows), of which the solver
+keeps the upper triangle (about half), and adding a batch's products to it briefly needs
+a second copy.  So 2^20 columns cannot be kept: the reader
 folds the indices modulo ``--fold`` (the hashing trick, as sklearn's HashingVectorizer
 would have done), by default 2^13, where ``E^T E`` is bounded by 67M non-zeros (0.8 GiB;
 28M after 100,000 rows) and the cross block is 128 MiB, for a peak under 3 GB at any
