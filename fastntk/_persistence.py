@@ -192,6 +192,16 @@ def _cg_statistics_from_2(state):
     return state
 
 
+def _sketch_from_3(state):
+    """Format 3 sketched every degree of the polynomial (``sketch_degrees="all"``)."""
+    state.setdefault("sketch_degrees", "all")
+    if "widths_" in state and "ntk" in state["widths_"] and "degrees_" not in state:
+        coef, widths = state["coef_"]["ntk"], state["widths_"]["ntk"]
+        state["degrees_"] = tuple(j for j in range(len(coef)) if coef[j] > 0 and (
+            j in state["exact_degrees_"] or widths[j] > 0))
+    return state
+
+
 def _cg_statistics_from_3(state):
     """Format 3 stored the whole sparse ``E^T S E``; format 4 its upper triangle (and a
     dense one in Fortran order, as the symmetric product reads it)."""
@@ -207,7 +217,7 @@ def _cg_statistics_from_3(state):
 
 #: file format -> class name -> conversion of a decoded state to the next format
 _UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
-             3: {"cg.BlockStatistics": _cg_statistics_from_3}}
+             3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3}}
 
 
 class _Decoder:

@@ -32,7 +32,9 @@ def _dask(X, rows):
 
 
 def _model(estimator=NTKRidge, solver="auto", feature_map=None):
-    feature_map = feature_map or NTKSketch(depth=2, n_components=48, random_state=0)
+    # every degree sketched: with "auto" the first partition's rows choose the degrees
+    feature_map = feature_map or NTKSketch(depth=2, n_components=48, sketch_degrees="all",
+                                           random_state=0)
     return estimator(feature_map, solver=solver, gammas=(0.5, 1.0), batch_size=64)
 
 

@@ -7,7 +7,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastntk import NTKRidge, NTKSketch
 from fastntk import ntk_sketch as ntk_sketch_module
 from fastntk.kernels import ntk_kernel
-from fastntk.ntk_sketch import _PolynomialSketch, split_widths
+from fastntk.ntk_sketch import (_PolynomialSketch, drop_noisy_degrees,
+                                mean_powers_of_cosines, split_widths)
 
 METHODS = ["polyfit", "layerwise"]
 
@@ -17,6 +18,9 @@ def _relative_error(features, kernel):
 
 
 def _mean_error(X, kernel, n_seeds=2, **params):
+    """Error against the NTK of the map that estimates it (every degree sketched: "auto"
+    estimates the polynomial of the degrees it keeps)."""
+    params.setdefault("sketch_degrees", "all")
     return np.mean([_relative_error(NTKSketch(random_state=s, **params).fit_transform(X), kernel)
                     for s in range(n_seeds)])
 
@@ -55,7 +59,7 @@ def test_error_falls_with_degree(data, method):
 def test_depths(data, method, depth):
     kernel = ntk_kernel(data, depth=depth)
     features = NTKSketch(depth=depth, method=method, n_components=1024,
-                         random_state=0).fit_transform(data)
+                         sketch_degrees="all", random_state=0).fit_transform(data)
     assert features.shape == (50, 1024)
     assert _relative_error(features, kernel) < 0.12
 
@@ -88,6 +92,84 @@ def test_split_widths():
     # degree 3 (a PolySketch) pays for its larger variance per coordinate
     assert widths[3] / widths[1] == pytest.approx(0.25 * np.sqrt(2), rel=0.01)
     assert split_widths(np.array([0.0, 1.0]), 7).tolist() == [0, 7]
+
+
+def test_mean_powers_of_cosines_is_the_brute_force_mean_over_pairs_of_the_first_rows():
+    rng = np.random.RandomState(3)
+    X = np.abs(rng.randn(30, 12)) * (rng.rand(30, 12) < 0.6)
+    X[4] = 0.0                                              # a zero row has no cosine
+    first = X[:20]
+    rows = [i for i in range(20) if np.any(first[i])]
+    t = [first[i] @ first[k] / np.linalg.norm(first[i]) / np.linalg.norm(first[k])
+         for a, i in enumerate(rows) for k in rows[a + 1:]]
+    expected = [np.mean(np.square(t) ** j) for j in (1, 2, 5)]
+    for fmt in (None, "csr", "csc", "coo"):
+        Z = X if fmt is None else sp.csr_matrix(X).asformat(fmt)
+        np.testing.assert_allclose(mean_powers_of_cosines(Z, (1, 2, 5), n_rows=20),
+                                   expected, rtol=1e-12)
+    assert np.isnan(mean_powers_of_cosines(X[3:5], (2,))).all()   # one non-zero row
+
+
+def test_drop_noisy_degrees_keeps_signal_and_respends_the_width():
+    coef = np.array([0.5, 0.0, 1.0, 1.0, 1.0])
+    widths = split_widths(np.array([0.0, 0.0, 1.0, 1.0, 1.0]), 300)      # 100 each
+    assert widths.tolist() == [0, 0, 100, 100, 100]
+    # noise V_j / m_j = 2 / 100: every degree above it stays
+    np.testing.assert_array_equal(
+        drop_noisy_degrees(coef, widths, lambda d: np.full(len(d), 0.05)), widths)
+    # degree 4 below (ratio 0.5) goes first; degree 3 (ratio 0.9 at 100 columns, 1.35 at
+    # the 150 it gets once degree 4 is gone) then stays
+    power = {2: 1.0, 3: 0.018, 4: 0.01}
+    out = drop_noisy_degrees(coef, widths, lambda d: np.array([power[j] for j in d]))
+    assert out.tolist() == [0, 0, 150, 150, 0]
+    # the lowest sketched degree stays whatever its ratio; the budget is kept
+    out = drop_noisy_degrees(coef, widths, lambda d: np.full(len(d), 1e-9))
+    assert out.tolist() == [0, 0, 300, 0, 0]
+    # no cosines (fewer than two rows): nothing is dropped
+    np.testing.assert_array_equal(
+        drop_noisy_degrees(coef, widths, lambda d: np.full(len(d), np.nan)), widths)
+
+
+def test_sketch_degrees_auto_drops_the_degrees_the_cosines_do_not_carry():
+    rng = np.random.RandomState(0)
+    spread = rng.randn(200, 400)                              # cosines ~ N(0, 1/400)
+    aligned = 5.0 + rng.randn(200, 400)                       # cosines ~ 0.96
+    fitted = {name: NTKSketch(depth=2, n_components=512, exact_degrees=0,
+                              random_state=0).fit(X)
+              for name, X in (("spread", spread), ("aligned", aligned))}
+    every = NTKSketch(depth=2, n_components=512, exact_degrees=0, sketch_degrees="all",
+                      random_state=0).fit(spread)
+    nonzero = tuple(np.flatnonzero(every.coef_["ntk"]))
+    assert every.degrees_ == nonzero
+    assert fitted["aligned"].degrees_ == nonzero
+    kept = fitted["spread"].degrees_
+    assert kept == (0, 1)          # only degree 1 carries anything at cosines ~ 0.05
+    assert fitted["spread"].widths_["ntk"].sum() == every.widths_["ntk"].sum()
+    assert fitted["spread"].transform(spread).shape == (200, 512)
+
+
+def test_sketch_degrees_auto_estimates_the_polynomial_of_its_degrees():
+    """Mean over seeds of <phi(x), phi(y)> is the polynomial of the kept degrees (within
+    4 standard errors), not the whole NTK polynomial."""
+    rng = np.random.RandomState(2)
+    X = rng.randn(40, 300)
+    X[:2] = X[:2] + 2.0 * np.abs(rng.randn(300))              # a pair of cosine 0.76
+    estimates = []
+    for seed in range(150):
+        sketch = NTKSketch(depth=2, n_components=64, exact_degrees=0, random_state=seed)
+        F = sketch.fit_transform(X)
+        estimates.append(F[0] @ F[1])
+    coef = sketch.coef_["ntk"]
+    assert sketch.degrees_ != tuple(np.flatnonzero(coef))       # some were dropped
+    kept = np.zeros_like(coef)
+    kept[list(sketch.degrees_)] = coef[list(sketch.degrees_)]
+    t = X[0] @ X[1] / np.linalg.norm(X[0]) / np.linalg.norm(X[1])
+    target = np.linalg.norm(X[0]) * np.linalg.norm(X[1]) * np.polynomial.polynomial.polyval(t, kept)
+    whole = np.linalg.norm(X[0]) * np.linalg.norm(X[1]) * np.polynomial.polynomial.polyval(t, coef)
+    estimates = np.array(estimates)
+    stderr = estimates.std() / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - target) < 4 * stderr
+    assert abs(estimates.mean() - whole) > 4 * stderr          # the test can fail
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -125,8 +207,9 @@ def test_zero_rows_and_homogeneity(data, method):
     assert np.all(F[0] == 0)
     # the NTK is homogeneous of degree 2, the features of degree 1 (exact scaling)
     np.testing.assert_allclose(est.transform(3.0 * data), 3.0 * F, rtol=1e-12, atol=1e-14)
-    # the diagonal is exact up to the polynomial's value at t = 1
-    poly_at_one = sum(c.sum() for c in est.coef_.values()) if method == "polyfit" else None
+    # the diagonal is exact up to the value at t = 1 of the polynomial of the degrees kept
+    poly_at_one = (est.coef_["ntk"][list(est.degrees_)].sum() if method == "polyfit"
+                   else None)
     if poly_at_one is not None:
         np.testing.assert_allclose(np.sum(F**2, axis=1),
                                    poly_at_one * np.sum(data**2, axis=1), rtol=1e-10)

@@ -104,6 +104,13 @@ def test_the_fixture_of_every_format_loads_and_predicts_the_same(version):
     for name, X in (("ridge_sketch_csr", X_sparse), ("classifier_rf", expected["X_dense"])):
         model, meta = load_model(os.path.join(DATA, f"model-format-{version}-{name}.fastntk"))
         assert meta["name"] == name
+        if name == "ridge_sketch_csr" and version < 4:    # sketched every degree then
+            sketch = model.feature_map_
+            assert sketch.sketch_degrees == "all"
+            widths = sketch.widths_["ntk"]
+            assert tuple(sketch.degrees_) == tuple(
+                j for j in np.flatnonzero(sketch.coef_["ntk"])
+                if j in sketch.exact_degrees_ or widths[j] > 0)
         np.testing.assert_allclose(model.predict(X), expected[f"{name}_predictions"],
                                    rtol=1e-10, atol=1e-12)
 

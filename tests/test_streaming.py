@@ -28,8 +28,10 @@ def _data(kind, n=600, seed=0):
 
 
 def _model(estimator=NTKRidge, solver="auto", **kwargs):
-    return estimator(NTKSketch(depth=2, n_components=48, random_state=0), solver=solver,
-                     gammas=(0.5, 1.0), batch_size=64, **kwargs)
+    # every degree sketched: with "auto" the first piece's rows choose the degrees
+    # (test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit)
+    sketch = NTKSketch(depth=2, n_components=48, sketch_degrees="all", random_state=0)
+    return estimator(sketch, solver=solver, gammas=(0.5, 1.0), batch_size=64, **kwargs)
 
 
 def _pieces(X, y, cuts, w=None):
@@ -48,6 +50,22 @@ def test_fit_stream_equals_fit(kind, solver):
     assert stream.n_samples_seen_ == X.shape[0] and stream.n_features_in_ == X.shape[1]
     np.testing.assert_allclose(stream.predict(X), memory.predict(X), atol=1e-5)
     assert not hasattr(stream, "_statistics")         # freed, as by fit
+
+
+def test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit(monkeypatch):
+    """sketch_degrees="auto" reads the cosines of the first rows: a stream whose first
+    piece holds them fits the model fit gives."""
+    import fastntk.ntk_sketch as ntk_sketch_module
+
+    monkeypatch.setattr(ntk_sketch_module, "_COSINE_ROWS", 60)
+    X, y = _data("dense")
+    make = lambda: NTKRidge(NTKSketch(depth=2, n_components=48, random_state=0),  # noqa: E731
+                            solver="cg", gammas=(0.5, 1.0), batch_size=64)
+    memory = make().fit(X, y)
+    stream = make().fit_stream(_pieces(X, y, [0, 70, 333, 600]))
+    assert memory.feature_map_.degrees_ != tuple(np.flatnonzero(memory.feature_map_.coef_["ntk"]))
+    assert stream.feature_map_.degrees_ == memory.feature_map_.degrees_
+    np.testing.assert_allclose(stream.predict(X), memory.predict(X), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind, solver", CASES)
