@@ -108,6 +108,12 @@ def make_method(method, task, m=N_COMPONENTS):
     if method == "fastntk NTKSketch depth 1":
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKSketch(depth=1, n_components=m, random_state=0), task))
+    if method == "fastntk NTKSketch every degree":
+        # every degree of the polynomial sketched (the unbiased estimate of it), where the
+        # default leaves out the degrees the data's cosines do not carry
+        return make_pipeline(flatten, _ntk_ridge(
+            fastntk.NTKSketch(depth=2, n_components=m, sketch_degrees="all",
+                              random_state=0), task))
     if method == "fastntk NTKSketch exact_degrees=0":
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=0, random_state=0),
@@ -146,6 +152,7 @@ def make_method(method, task, m=N_COMPONENTS):
 METHODS = [
     "fastntk NTKSketch",
     "fastntk NTKSketch depth 1",
+    "fastntk NTKSketch every degree",
     "fastntk NTKSketch exact_degrees=0",
     "fastntk NTKSketch exact pairs",
     "fastntk NTKRandomFeatures",

@@ -148,6 +148,14 @@ def test_sketch_degrees_auto_drops_the_degrees_the_cosines_do_not_carry():
     assert fitted["spread"].transform(spread).shape == (200, 512)
 
 
+def test_sketch_degrees_auto_sketches_every_degree_of_sparse_input():
+    X = sp.random(200, 5000, density=0.002, format="csr", random_state=0)   # cosines ~ 0
+    auto = NTKSketch(depth=2, n_components=512, random_state=0).fit(X)
+    every = NTKSketch(depth=2, n_components=512, sketch_degrees="all", random_state=0).fit(X)
+    np.testing.assert_array_equal(auto.widths_["ntk"], every.widths_["ntk"])
+    assert auto.degrees_ == tuple(np.flatnonzero(auto.coef_["ntk"]))
+
+
 def test_sketch_degrees_auto_estimates_the_polynomial_of_its_degrees():
     """Mean over seeds of <phi(x), phi(y)> is the polynomial of the kept degrees (within
     4 standard errors), not the whole NTK polynomial."""
