@@ -115,7 +115,8 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
     itself, outside the ``n_components`` budget, which the tail then gets whole); for
     dense input every degree ``j`` whose monomial dimension ``C(d + j - 1, j)`` fits in
     the width the budget split would give it, re-splitting the freed width over the
-    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse input).
+    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
+    ``0..k`` (at most 2 for sparse input).
 
     Returns
     -------

@@ -171,9 +171,10 @@ def test_sketch_degrees_auto_estimates_the_polynomial_of_its_degrees():
     assert sketch.degrees_ != tuple(np.flatnonzero(coef))       # some were dropped
     kept = np.zeros_like(coef)
     kept[list(sketch.degrees_)] = coef[list(sketch.degrees_)]
-    t = X[0] @ X[1] / np.linalg.norm(X[0]) / np.linalg.norm(X[1])
-    target = np.linalg.norm(X[0]) * np.linalg.norm(X[1]) * np.polynomial.polynomial.polyval(t, kept)
-    whole = np.linalg.norm(X[0]) * np.linalg.norm(X[1]) * np.polynomial.polynomial.polyval(t, coef)
+    norms = np.linalg.norm(X[0]) * np.linalg.norm(X[1])
+    t = X[0] @ X[1] / norms
+    target = norms * np.polynomial.polynomial.polyval(t, kept)
+    whole = norms * np.polynomial.polynomial.polyval(t, coef)
     estimates = np.array(estimates)
     stderr = estimates.std() / np.sqrt(len(estimates))
     assert abs(estimates.mean() - target) < 4 * stderr
