@@ -563,7 +563,10 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Only its width is used.
+            Its width, and with ``method="polyfit"``: for dense input (and
+            ``sketch_degrees="auto"``) the cosines between its first 1,000 rows, which
+            choose the sketched degrees; for sparse input with ``exact_degrees=2`` the
+            pairs of columns its rows hold.  Nothing else of the rows is kept.
         y : ignored
 
         Returns
