@@ -170,7 +170,7 @@ def mean_powers_of_cosines(X, degrees, n_rows=_COSINE_ROWS):
 
     Parameters
     ----------
-    X : ndarray or CSR matrix of shape (n_samples, n_features)
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
     degrees : sequence of int
     n_rows : int
 

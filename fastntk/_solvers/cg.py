@@ -67,8 +67,8 @@ _MERGE_EVERY = 16
 #: A sparse E^T S E denser than this fraction is kept as a dense array instead, if that
 #: takes at most _DENSE_ETE_BYTES: past a quarter full, its upper triangle in CSR (12
 #: bytes an entry, and a copy at every addition) needs more memory than the dense matrix
-#: (8 bytes an entry, added to in place).  Folded or hashed text reaches it: 1M Zipf rows of 50 non-zeros
-#: folded to 8,192 columns fill E^T S E almost completely.
+#: (8 bytes an entry, added to in place).  Folded or hashed text reaches it: 1M Zipf
+#: rows of 50 non-zeros folded to 8,192 columns fill E^T S E almost completely.
 _DENSE_ETE_FILL = 0.25
 _DENSE_ETE_BYTES = 2 * 2**30
 #: Largest dense temporary (bytes) of the sparse product ``E^T T`` of a batch.
@@ -325,7 +325,7 @@ class _NormalEquations:
         self.d = d
         sum_w, sum_e, sum_t, sum_y = stats.sum_w, stats.sum_e, stats.sum_t, stats.sum_y
         self.n_linear = n_linear
-        self._ete_diagonal = (stats.ete.diagonal() if sp.issparse(stats.ete) else None)
+        self._ete_diagonal = stats.ete.diagonal() if sp.issparse(stats.ete) else None
         self.diag_e = stats.sq_e.copy()
         ety, tty = stats.ety, stats.tty
         if held is not None:
