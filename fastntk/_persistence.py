@@ -196,9 +196,11 @@ def _sketch_from_3(state):
     """Format 3 sketched every degree of the polynomial (``sketch_degrees="all"``)."""
     state.setdefault("sketch_degrees", "all")
     if "widths_" in state and "ntk" in state["widths_"] and "degrees_" not in state:
-        coef, widths = state["coef_"]["ntk"], state["widths_"]["ntk"]
-        state["degrees_"] = tuple(j for j in range(len(coef)) if coef[j] > 0 and (
-            j in state["exact_degrees_"] or widths[j] > 0))
+        from .ntk_sketch import represented_degrees
+
+        state["degrees_"] = represented_degrees(state["coef_"]["ntk"],
+                                                state["exact_degrees_"],
+                                                state["widths_"]["ntk"])
     return state
 
 

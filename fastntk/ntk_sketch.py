@@ -161,6 +161,11 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
     return tuple(j for j in sorted(wanted) if coef[j] > 0), widths
 
 
+def represented_degrees(coef, exact, widths):
+    """The degrees with a non-zero coefficient that are exact or have sketched width."""
+    return tuple(j for j in range(len(coef)) if coef[j] > 0 and (j in exact or widths[j] > 0))
+
+
 def mean_powers_of_cosines(X, degrees, n_rows=_COSINE_ROWS):
     """``E[t^(2j)]`` for every ``j`` of ``degrees``, ``t`` the cosines between rows.
 
@@ -604,8 +609,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if self.sketch_degrees == "auto" and not sparse:
             widths = drop_noisy_degrees(coef, widths,
                                         lambda degrees: mean_powers_of_cosines(X, degrees))
-        self.degrees_ = tuple(j for j in range(coef.shape[0])
-                              if coef[j] > 0 and (j in exact or widths[j] > 0))
+        self.degrees_ = represented_degrees(coef, exact, widths)
         self.coef_ = {"ntk": coef}
         self.poly_max_error_ = {"ntk": error}
         self.widths_ = {"ntk": widths}

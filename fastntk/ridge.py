@@ -679,9 +679,12 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
 
         The solver is "primal" or "cg" ("auto": "primal" for dense features of width up
         to 16,384, else "cg"); "dual" and "krylov" need all rows at once and raise
-        ValueError.  The feature map is fitted on the first chunk: fastntk's maps read only its width,
-        sparsity and dtype (as does sklearn's RBFSampler), so they are the maps
-        :meth:`fit` draws; a map whose fit learns from the data sees the first chunk only.
+        ValueError.  The feature map is fitted on the first chunk.  Most of fastntk's
+        maps read only its width, sparsity and dtype (as does sklearn's RBFSampler), and
+        are then the maps :meth:`fit` draws; NTKSketch also reads, for dense rows, the
+        cosines of the first 1,000 (``sketch_degrees="auto"``) and, with
+        ``exact_degrees=2``, the pairs of columns of its rows.  A map whose fit learns
+        from the data sees the first chunk only.
         Like :meth:`fit`, the statistics are freed after the solve.
 
         Parameters
