@@ -185,7 +185,8 @@ def fit(estimator, X, y, sample_weight=None):
     w_parts = [None] * len(X_parts) if weights is None else weights.to_delayed().ravel()
     blocks = list(zip(X_parts, y_parts, w_parts))
     statistics = _statistics_graph(task, blocks, offsets).compute()
-    solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_linear)
+    solution = get_streaming(solver).solve_statistics(statistics, spec, design.n_linear,
+                                                      design.n_exact)
     solution.state = None                                 # as fit: statistics are freed
     fitted.feature_map_ = feature_map
     fitted._set_solution(solution, solver)

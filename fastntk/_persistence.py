@@ -49,7 +49,7 @@ __all__ = ["ModelFormatError", "ModelVersionError", "CLASSES", "FORMAT_VERSION",
 
 FORMAT = "fastntk-model"
 #: Layout version of the files this fastntk writes (see the compatibility rule).
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _JSON = "model.json"
 
 # name in the file -> (module, attribute); the only classes a file can instantiate
@@ -217,9 +217,25 @@ def _cg_statistics_from_3(state):
     return state
 
 
+def _ridge_from_4(state):
+    """Format 4 had one weight, ``gamma_``, for the exact degrees >= 2 and the tail alike;
+    format 5 gives the tail its own (``tail_gamma_``) and records the weightings scored.
+    A loaded model predicts as before; a partial_fit continuing it scores the weightings
+    of its ``tail_gammas`` (the default, "auto", when the file has none)."""
+    if "gamma_" in state:
+        state.setdefault("tail_gamma_", state["gamma_"])
+        n_rows = np.shape(state.get("cv_values_", np.ones((1, 1))))[0]
+        gammas = np.unique(np.asarray(state.get("gammas", (1.0,)), dtype=np.float64))
+        if len(gammas) != n_rows:                       # scored (1,) alone
+            gammas = np.ones(n_rows)
+        state.setdefault("gamma_candidates_", np.column_stack([gammas, gammas]))
+    return state
+
+
 #: file format -> class name -> conversion of a decoded state to the next format
 _UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
-             3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3}}
+             3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3},
+             4: {"NTKRidge": _ridge_from_4, "NTKRidgeClassifier": _ridge_from_4}}
 
 
 class _Decoder:

@@ -1,9 +1,9 @@
 """Specification of the ridge solvers on exact-plus-tail designs, for every registered solver.
 
-Each solver must give the ridge solution of ``[E_1 | gamma E_2 | gamma T]`` at the
-(alpha, gamma) it chose (``E_1`` the exact degrees 0 and 1, ``E_2`` the exact degrees >= 2,
-``T`` the sketched tail); the cg solver's held-out scores must be those of a brute-force fit on the other
-rows; fits must be atomic.
+Each solver must give the ridge solution of ``[E_1 | gamma E_2 | tail_gamma T]`` at the
+(alpha, gamma, tail_gamma) it chose (``E_1`` the exact degrees 0 and 1, ``E_2`` the exact
+degrees >= 2, ``T`` the sketched tail); the held-out scores of cg and krylov must be those
+of a brute-force fit on the other rows; fits must be atomic.
 """
 import numpy as np
 import pytest
@@ -36,20 +36,27 @@ def _sketch(**params):
 
 
 def _brute_force(model, X, y, rows=None):
-    """Coefficients and intercept of the ridge on ``[E_1 | gamma E_2 | gamma T]`` at the
-    model's choice."""
+    """Coefficients and intercept of the ridge on ``[E_1 | gamma E_2 | tail_gamma T]`` at
+    the model's choice."""
     fm = model.feature_map_
     F = fm.transform(X)
     F = F.toarray() if sp.issparse(F) else F
     rows = np.arange(X.shape[0]) if rows is None else rows
-    Z = F[rows].copy()
-    Z[:, fm.n_linear_features_:] *= model.gamma_
+    scale = np.ones(F.shape[1])
+    scale[fm.n_linear_features_:fm.n_exact_features_] = model.gamma_
+    scale[fm.n_exact_features_:] = model.tail_gamma_
+    Z = F[rows] * scale
     mean_z, mean_y = Z.mean(0), y[rows].mean()
     Zc = Z - mean_z
     w = np.linalg.solve(Zc.T @ Zc + model.alpha_ * np.eye(Z.shape[1]), Zc.T @ (y[rows] - mean_y))
-    coef = w.copy()
-    coef[fm.n_linear_features_:] *= model.gamma_
-    return coef, mean_y - mean_z @ w, F
+    return w * scale, mean_y - mean_z @ w, F
+
+
+#: (gamma, tail_gamma) pairs scored for gammas=(0, 0.5, 1) and tail_gammas="auto": with
+#: exact degrees >= 2 (dense "auto", sparse pairs) the tail at gamma and at 0; without
+#: them (sparse "auto") one weight, the tail's
+_PAIRS_WITH_HIGH = [(0, 0), (0.5, 0.5), (1, 1), (0.5, 0), (1, 0)]
+_PAIRS_TAIL_ONLY = [(0, 0), (0.5, 0.5), (1, 1)]
 
 
 # sparse with exact_degrees=2: the exact pairs of columns, which gamma weights
@@ -66,13 +73,59 @@ def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design, exa
         return
     model.fit(X, y)
     assert model.solver_ == solver
-    assert model.cv_values_.shape == (3, 3)
+    pairs = _PAIRS_TAIL_ONLY if (design, exact_degrees) == ("sparse", "auto") else (
+        _PAIRS_WITH_HIGH)
+    np.testing.assert_array_equal(model.gamma_candidates_, pairs)
+    assert model.cv_values_.shape == (len(pairs), 3)
+    best = np.unravel_index(np.nanargmin(model.cv_values_), model.cv_values_.shape)
+    assert (model.gamma_, model.tail_gamma_) == tuple(model.gamma_candidates_[best[0]])
     coef, intercept, F = _brute_force(model, X, y)
     # predictions, not coefficients: the dense exact block has exact null directions
     # (sum_i u_i^2 = 1 ties the squares to the constant), along which an iterative
     # solver may stop anywhere without changing any prediction
     tol = 1e-4 if solver == "cg" else 1e-6
     np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_every_solver_fits_the_weights_it_is_given(solver):
+    """A single (gamma, tail_gamma) pair of a product grid: the ridge solution at it, and
+    tail_gamma = 0 leaves the tail out (kernel ridge with the exact degrees alone)."""
+    X, y = _data("dense")
+    for tail_gamma in (0.0, 0.7):
+        model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(0.5,),
+                         tail_gammas=(tail_gamma,)).fit(X, y)
+        fm = model.feature_map_
+        assert 2 in fm.exact_degrees_ and fm.n_exact_features_ < fm._n_features_out
+        assert (model.gamma_, model.tail_gamma_) == (0.5, tail_gamma)
+        coef, intercept, F = _brute_force(model, X, y)
+        tol = 1e-4 if solver == "cg" else 1e-6
+        np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=tol,
+                                   atol=tol)
+        if tail_gamma == 0.0:
+            np.testing.assert_array_equal(model.coef_[fm.n_exact_features_:], 0.0)
+
+
+def test_a_product_grid_scores_every_pair():
+    X, y = _data("dense")
+    model = NTKRidge(_sketch(), solver="primal", alphas=(0.1, 1.0), gammas=(0.5, 1.0),
+                     tail_gammas=(0.0, 0.25, 1.0)).fit(X, y)
+    np.testing.assert_array_equal(model.gamma_candidates_,
+                                  [(g, t) for g in (0.5, 1.0) for t in (0.0, 0.25, 1.0)])
+    assert model.cv_values_.shape == (6, 2)
+
+
+@pytest.mark.parametrize("tail_gammas, message", [
+    ((-0.5,), "tail_gammas must be 'auto', 'same' or a non-empty sequence"),
+    ((), "tail_gammas must be"), ("every", "tail_gammas must be"),
+    ((np.nan,), "tail_gammas must be")])
+def test_bad_tail_gammas_are_rejected_and_the_model_kept(tail_gammas, message):
+    X, y = _data("dense")
+    model = NTKRidge(_sketch(), alphas=(1.0,)).fit(X, y)
+    before = model.predict(X)
+    with pytest.raises(ValueError, match=message):
+        model.set_params(tail_gammas=tail_gammas).fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), before)
 
 
 def test_cg_scores_are_brute_force_fits_on_the_other_rows():
@@ -113,11 +166,11 @@ def test_krylov_scores_every_alpha_as_a_brute_force_fit_on_the_other_rows(design
                      gammas=gammas).fit(X, y)
     held = np.arange(4, 80, 5)                      # every fifth row
     train = np.setdiff1d(np.arange(80), held)
-    for g, gamma in enumerate(gammas):
+    for g, (gamma, tail_gamma) in enumerate(model.gamma_candidates_):
         for a, alpha in enumerate(alphas):
             if np.isnan(model.cv_values_[g, a]):    # the path stopped past its best
                 continue
-            model.alpha_, model.gamma_ = alpha, gamma
+            model.alpha_, model.gamma_, model.tail_gamma_ = alpha, gamma, tail_gamma
             coef, intercept, F = _brute_force(model, X, y, rows=train)
             expected = np.mean((y[held] - F[held] @ coef - intercept) ** 2)
             # an alpha is scored at a relative residual of 1e-4
@@ -303,7 +356,8 @@ def test_cg_keeps_the_upper_triangle_of_the_sparse_exact_gram(monkeypatch, kept_
     system = cg_module._NormalEquations(stats, include_held=False, n_linear=25)
     A = rng.standard_normal((28, 2))
     centred_e = full - np.outer(stats.sum_e, stats.sum_e) / stats.sum_w
-    np.testing.assert_allclose(system.matvec(np.vstack([A[:25], np.zeros((3, 2))]), 0.0, 0.0),
+    np.testing.assert_allclose(system.matvec(np.vstack([A[:25], np.zeros((3, 2))]),
+                                             (0.0, 0.0), 0.0),
                                np.vstack([centred_e @ A[:25], np.zeros((3, 2))]),
                                rtol=1e-10, atol=1e-12)
 
@@ -336,7 +390,8 @@ def test_cg_merging_a_dense_exact_gram_into_a_sparse_one(monkeypatch):
 @pytest.mark.parametrize("design", ["dense", "sparse"])
 def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, design):
     X, y = _data(design, n=200)
-    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-3, 1e-2, 0.1, 1.0))  # noqa: E731
+    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-3, 1e-2, 0.1, 1.0),  # noqa: E731
+                            tail_gammas="same")
     double = make().fit(X, y)
     monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
     monkeypatch.setattr(dual_module, "eigh_psd", None)     # no double-precision fallback
@@ -354,7 +409,8 @@ def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, de
 def test_dual_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
     """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
     X, y = _data("dense", n=200)
-    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-13,), gammas=(1.0,))  # noqa: E731
+    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-13,), gammas=(1.0,),  # noqa: E731
+                            tail_gammas="same")
     double = make().fit(X, y)
     monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
     calls = []

@@ -120,8 +120,10 @@ def test_merged_statistics_equal_one_pass(kind, solver):
     fm = NTKSketch(depth=2, n_components=32, random_state=0).fit(X[:1])
     exact, tail = _feature_blocks(fm, X[:1])
     widths = (0 if exact is None else exact.shape[1], tail.shape[1])
-    spec = RidgeSpec(alphas=np.array([0.01, 0.1, 1.0]), gammas=np.array([0.5, 1.0]),
+    spec = RidgeSpec(alphas=np.array([0.01, 0.1, 1.0]),
+                     gammas=np.array([(0.5, 0.5), (1.0, 1.0), (1.0, 0.0)]),
                      fit_intercept=True, criterion="auto")
+    split = (fm.n_linear_features_, widths[0])
     module = get_streaming(solver)
 
     def stats(a, b):
@@ -129,12 +131,13 @@ def test_merged_statistics_equal_one_pass(kind, solver):
                         *widths, sp.issparse(exact), row_offset=a)
         return module.accumulate(design, spec)
 
-    whole = module.solve_statistics(stats(0, 600), spec, widths[0])
+    whole = module.solve_statistics(stats(0, 600), spec, *split)
     parts = [stats(a, b) for a, b in [(0, 4), (4, 130), (130, 131), (131, 600)]]
     left = stats(0, 0).merge(parts[0]).merge(parts[1])
     right = stats(0, 0).merge(parts[2]).merge(parts[3])
-    merged = module.solve_statistics(stats(0, 0).merge(left).merge(right), spec, widths[0])
-    assert (merged.alpha, merged.gamma) == (whole.alpha, whole.gamma)
+    merged = module.solve_statistics(stats(0, 0).merge(left).merge(right), spec, *split)
+    assert ((merged.alpha, merged.gamma, merged.tail_gamma)
+            == (whole.alpha, whole.gamma, whole.tail_gamma))
     tol = 1e-8 if solver == "primal" else 1e-4           # cg: its iterations' tolerance
     np.testing.assert_allclose(merged.coef, whole.coef, atol=tol * np.abs(whole.coef).max())
     np.testing.assert_allclose(merged.scores, whole.scores, rtol=tol)

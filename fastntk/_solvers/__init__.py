@@ -9,12 +9,15 @@ Every solver has one signature, ``solve(design, spec, state=None) -> RidgeSoluti
 - ``state`` is what an earlier call returned in ``RidgeSolution.state``, for solvers
   that can continue from it (:meth:`NTKRidge.partial_fit`).
 
-The model is ``f(x) = b + <E(x), a> + gamma <T(x), c>`` with the penalty
-``alpha (||a||^2 + ||c||^2)``: kernel ridge with the kernel ``<E, E'> + gamma^2 <T, T'>``.
-``gamma = 1`` is the feature map's own kernel; ``gamma = 0`` is a linear ridge on the exact
-block alone (for text, on ``[||x||, x]``).  Both ``alpha`` and ``gamma`` are chosen by the
-solver's criterion; the solution's coefficients are on the raw ``[E | T]`` columns, with
-``gamma`` folded in.
+The model is ``f(x) = b + <E_1(x), a_1> + gamma <E_2(x), a_2> + tail_gamma <T(x), c>``
+with the penalty ``alpha (||a||^2 + ||c||^2)``, ``E_1`` the exact block's first
+``n_linear`` columns (the exact degrees 0 and 1), ``E_2`` its others (exact degrees >= 2)
+and ``T`` the tail: kernel ridge with the kernel ``<E_1, E_1'> + gamma^2 <E_2, E_2'> +
+tail_gamma^2 <T, T'>``.  ``gamma = tail_gamma = 1`` is the feature map's own kernel;
+``gamma = tail_gamma = 0`` a linear ridge on the exact degrees 0 and 1 alone (for text,
+on ``[||x||, x]``).  ``alpha`` and the pair ``(gamma, tail_gamma)`` (a row of
+``spec.gammas``) are chosen by the solver's criterion; the solution's coefficients are on
+the raw ``[E | T]`` columns, with the weights folded in.
 
 Families (modules): ``dual`` (eigendecomposition of the ``n x n`` kernel, exact
 leave-one-out or GCV; small n and exact kernels), ``primal`` (eigendecomposition of the
@@ -32,6 +35,7 @@ import scipy.sparse as sp
 
 __all__ = ["RidgeSpec", "RidgeSolution", "Design", "Batch", "SOLVERS", "STREAMING",
            "register", "get_solver", "get_streaming", "widen_alphas", "stack_rows",
+           "column_scale",
            "held_out", "HOLDOUT_EVERY", "HOLDOUT_MAX"]
 
 SOLVERS = {}
@@ -64,7 +68,8 @@ def get_streaming(name):
     It offers ``check(design, spec)`` (ValueError if the solver cannot fit the design),
     ``accumulate(design, spec, state=None) -> statistics`` (``state`` continued with the
     design's rows; the statistics have ``merge(other)``, which adds the statistics of
-    other rows) and ``solve_statistics(statistics, spec, n_linear) -> RidgeSolution``.
+    other rows) and ``solve_statistics(statistics, spec, n_linear, n_exact) ->
+    RidgeSolution`` (the widths as in :class:`Design`).
     ``solve`` is ``check``, ``accumulate`` and ``solve_statistics`` in a row.
     """
     if name not in STREAMING:
@@ -83,8 +88,9 @@ class RidgeSpec:
     ----------
     alphas : ndarray of shape (n_alphas,)
         Ridge parameters, positive.
-    gammas : ndarray of shape (n_gammas,)
-        Tail weights, non-negative (only ``(1.0,)`` when the design has no exact block).
+    gammas : ndarray of shape (n_candidates, 2)
+        Candidate weights ``(gamma, tail_gamma)``, non-negative: ``gamma`` of the exact degrees
+        >= 2, ``tail_gamma`` of the tail (only ``[(1, 1)]`` when the design has no exact block).
     fit_intercept : bool
     criterion : {"auto", "gcv", "loo", "holdout"}
         What chooses ``(alpha, gamma)``; each solver says which it supports.
@@ -109,18 +115,20 @@ class RidgeSolution:
     Attributes
     ----------
     coef : ndarray of shape (n_exact + n_tail, n_targets) or None
-        Weights on the raw ``[E | T]`` columns (``gamma`` folded into the columns it
-        scales: the exact block's from ``n_linear`` on, and the tail's).
+        Weights on the raw ``[E | T]`` columns (``gamma`` folded into the exact block's
+        columns from ``n_linear`` on, ``tail_gamma`` into the tail's).
     dual_coef : ndarray of shape (n_samples, n_targets) or None
         Exact kernel ridge: ``f(x) = K(x, X) dual_coef + intercept``.
     intercept : ndarray of shape (n_targets,)
-    alpha, gamma : float
-        The chosen hyperparameters.
+    alpha, gamma, tail_gamma : float
+        The chosen hyperparameters (``tail_gamma`` the tail's weight).
     alphas : ndarray
-        The alpha grid finally scored at the chosen gamma (the given one, widened when
+        The alpha grid finally scored at the chosen weights (the given one, widened when
         its best score lay at an edge).
-    scores : ndarray of shape (n_gammas, n_alphas)
-        Criterion value of every (gamma, alpha) of the given grids (smaller is better;
+    gammas : ndarray of shape (n_candidates, 2)
+        The candidate ``(gamma, tail_gamma)`` scored, one per row of ``scores``.
+    scores : ndarray of shape (n_candidates, n_alphas)
+        Criterion value of every candidate ``(gamma, tail_gamma)`` and alpha (smaller is better;
         NaN where a path was stopped early, past its minimum).
     criterion : str
         The criterion that chose them.
@@ -133,7 +141,9 @@ class RidgeSolution:
     intercept: np.ndarray
     alpha: float
     gamma: float
+    tail_gamma: float
     alphas: np.ndarray
+    gammas: np.ndarray
     scores: np.ndarray
     criterion: str
     state: object = None
@@ -175,9 +185,9 @@ class Design:
     progress : callable or None
         ``progress(n_rows)`` is called after every batch.
     n_linear : int or None
-        Leading exact columns that the tail weight ``gamma`` does not scale (the exact
-        degrees 0 and 1; ``gamma`` scales the exact degrees >= 2 with the tail).  None:
-        the whole exact block.
+        Leading exact columns that no weight scales (the exact degrees 0 and 1; ``gamma``
+        scales the other exact columns, the exact degrees >= 2, and ``tail_gamma`` the tail).
+        None: the whole exact block.
     """
 
     blocks: object
@@ -219,6 +229,16 @@ class Design:
                         self.row_offset + start)
             if self.progress is not None:
                 self.progress(rows.stop - rows.start)
+
+
+def column_scale(n_linear, n_exact, n_columns, gamma, tail_gamma):
+    """The weights of ``n_columns`` columns of ``[E | T]``: 1 on the first ``n_linear``,
+    ``gamma`` on the rest of the exact block's ``n_exact``, ``tail_gamma`` on the tail's."""
+    scale = np.empty(n_columns)
+    scale[:n_linear] = 1.0
+    scale[n_linear:n_exact] = gamma
+    scale[n_exact:] = tail_gamma
+    return scale
 
 
 def stack_rows(design, order=None):

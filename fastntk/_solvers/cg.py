@@ -1,6 +1,6 @@
 """Block conjugate gradients on streaming statistics: any n, a wide sparse exact block.
 
-For a design ``Z = [E | gamma T]`` with ``E`` the exact block (for text, the sparse
+For a design ``Z = [E | T]`` with ``E`` the exact block (for text, the sparse
 TF-IDF row and one norm column: ``n_features + 1`` columns, never densified) and ``T`` the
 dense sketched tail (``m`` columns), one pass over the rows accumulates
 
@@ -8,18 +8,18 @@ dense sketched tail (``m`` columns), one pass over the rows accumulates
     C = E^T S T   (dense, d x m),
     T^T S T,  E^T S y,  T^T S y,  and the weighted sums of E, T and y
 
-(``S`` the sample weights), whose size does not depend on ``n``.  Every ``(alpha, gamma)``
-is then a symmetric positive definite system in ``d + m`` unknowns, solved by
+(``S`` the sample weights), whose size does not depend on ``n``.  Every alpha and weights
+``(gamma, tail_gamma)`` (below) is then a symmetric positive definite system in ``d + m`` unknowns, solved by
 preconditioned conjugate gradients with the block preconditioner ``diag(E^T S E) + alpha``
-on the exact block and ``(gamma^2 T^T S T + alpha)^{-1}`` (one eigendecomposition of
+on the exact block and ``(tail_gamma^2 T^T S T + alpha)^{-1}`` (one eigendecomposition of
 ``T^T S T`` per fit) on the tail, warm-started along the alpha path from large to small
 alpha.  The intercept is handled by centring the statistics (a rank-one correction,
 applied as an operator, so the sparse block is never densified).
 
-``(alpha, gamma)`` are chosen on a held-out fold: every fifth row (by its position in the
+Alpha and the weights are chosen on a held-out fold: every fifth row (by its position in the
 stream, so that fitting in pieces holds out the same rows as one fit), up to 10,000 rows,
 is kept aside explicitly and scored for every candidate (weighted mean squared error over
-the targets); a path stops three alphas after its best.  The chosen pair is then refitted
+the targets); a path stops three alphas after its best.  The chosen ones are then refitted
 on all rows, the held-out ones included.
 
 ``C`` is held in single precision: it is the largest statistic (``4 d m`` bytes, the
@@ -39,15 +39,15 @@ So do those with ``E^T S E`` (``E^T S (E A)``, never formed for a sparse ``E``):
 exact pairs of columns of short texts, ``E^T S E`` has ~``k^4 / 4`` entries per row of
 ``k`` non-zeros, the rows ``k^2 / 2``.
 
-The tail weight ``gamma`` scales the tail and the exact block's columns from ``n_linear``
-on (its degrees >= 2, e.g. the pairs), never the statistics: the systems are those of
-``[E D | gamma T]``, ``D`` diagonal.
+The weights ``(gamma, tail_gamma)`` scale the exact block's columns from ``n_linear`` on
+(its degrees >= 2, e.g. the pairs) and the tail, never the statistics: the systems are
+those of ``[E D | tail_gamma T]``, ``D`` diagonal (1, then ``gamma``).
 """
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.blas import dsymm, dsyr, dsyr2, get_blas_funcs
 
-from . import HOLDOUT_EVERY, RidgeSolution, held_out, register, widen_alphas
+from . import HOLDOUT_EVERY, RidgeSolution, column_scale, held_out, register, widen_alphas
 from ._linalg import add_gram, eigh_psd, pcg
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics",
@@ -302,12 +302,12 @@ def _blocks(E, T, n_rows, n_exact, n_tail):
 
 
 class _NormalEquations:
-    """The centred normal equations of ``[E | gamma T]`` from the statistics.
+    """The centred normal equations of ``[E D | tail_gamma T]`` from the statistics.
 
     With ``include_held=True`` the held-out rows are added (as explicit rows), which is
-    the system of the final refit.  ``gamma`` scales the tail and the exact block's
-    columns from ``n_linear`` on (its degrees >= 2): the system is that of ``[E D | gamma
-    T]``, ``D`` diagonal (:meth:`column_scale`).  The products with ``E^T S T`` are in single
+    the system of the final refit.  The methods take ``weights = (gamma, tail_gamma)``:
+    ``D`` is diagonal, 1 on the exact block's first ``n_linear`` columns and ``gamma`` on
+    the others (its degrees >= 2; :meth:`column_scale`).  The products with ``E^T S T`` are in single
     precision; with ``dtype=np.float32`` so are those with ``T^T S T`` and the tail
     preconditioner (for the path solves, which stop at a relative residual of 1e-3).
     The iterates and everything else stay in double precision.
@@ -366,16 +366,15 @@ class _NormalEquations:
             self._tail_eigen = lam, V.astype(self.dtype, copy=False)
         return self._tail_eigen
 
-    def column_scale(self, gamma):
+    def column_scale(self, weights):
         """``D``: 1 on the exact block's first ``n_linear`` columns, ``gamma`` after."""
-        scale = np.ones(self.d)
-        scale[self.n_linear:] = gamma
-        return scale
+        return column_scale(self.n_linear, self.d, self.d, *weights)
 
-    def matvec(self, X, gamma, alpha):
+    def matvec(self, X, weights, alpha):
         """``(Z_c^T S Z_c + alpha I) X`` for ``X`` of shape (d + m, t)."""
         d, stats = self.d, self.stats
-        scale = self.column_scale(gamma)[:, None]
+        tail = weights[1]
+        scale = self.column_scale(weights)[:, None]
         A, B = X[:d] * scale, X[d:]
         if stats.ete is None:                                       # through the rows
             E, _, w = stats.rows()
@@ -385,24 +384,24 @@ class _NormalEquations:
         else:                                                       # dense: upper triangle
             top = dsymm(1.0, stats.ete, A, side=0, lower=0)
         bottom = np.zeros_like(B)
-        if gamma and B.shape[0]:
-            # gamma = 0 (a linear ridge on the exact degrees 0 and 1) skips the tail
-            top += gamma * self._cross(B)
-            bottom += gamma * self._cross_t(A)
-            bottom += gamma * gamma * self._symm(1.0, self.gram_t, B.astype(self.dtype),
-                                                 side=0, lower=0)
+        if tail and B.shape[0]:
+            # tail_gamma = 0 (a ridge on the exact block alone) skips the tail
+            top += tail * self._cross(B)
+            bottom += tail * self._cross_t(A)
+            bottom += tail * tail * self._symm(1.0, self.gram_t, B.astype(self.dtype),
+                                               side=0, lower=0)
         if self.held is not None:
             E, T, w = self.held
-            u = np.asarray(E @ A) + (gamma * (T @ B) if gamma else 0.0)
+            u = np.asarray(E @ A) + (tail * (T @ B) if tail else 0.0)
             u *= w[:, None]
             top += np.asarray(E.T @ u)
-            if gamma:
-                bottom += gamma * (T.T @ u)
+            if tail:
+                bottom += tail * (T.T @ u)
         if stats.fit_intercept:
-            proj = (self.sum_e @ A + gamma * (self.sum_t @ B)) / self.sum_w
+            proj = (self.sum_e @ A + tail * (self.sum_t @ B)) / self.sum_w
             top -= np.outer(self.sum_e, proj)
-            if gamma:
-                bottom -= gamma * np.outer(self.sum_t, proj)
+            if tail:
+                bottom -= tail * np.outer(self.sum_t, proj)
         return np.vstack([top * scale, bottom]) + alpha * X
 
     def _cross(self, B):
@@ -419,16 +418,17 @@ class _NormalEquations:
         E, T, w = self.stats.rows()
         return T.T @ (np.asarray(E @ A) * w[:, None]).astype(_CROSS_DTYPE)
 
-    def rhs(self, gamma):
-        return np.vstack([self.ety_c * self.column_scale(gamma)[:, None],
-                          gamma * self.tty_c])
+    def rhs(self, weights):
+        return np.vstack([self.ety_c * self.column_scale(weights)[:, None],
+                          weights[1] * self.tty_c])
 
-    def preconditioner(self, gamma, alpha):
-        d = self.d
-        inv_e = 1.0 / np.maximum(self.column_scale(gamma) ** 2 * self.diag_e + alpha, alpha)
+    def preconditioner(self, weights, alpha):
+        d, tail = self.d, weights[1]
+        inv_e = 1.0 / np.maximum(self.column_scale(weights) ** 2 * self.diag_e + alpha,
+                                 alpha)
         if self.stats.n_tail:
-            lam, V = self.tail_eigen() if gamma else (None, None)
-            inv_t = (1.0 / (gamma * gamma * lam + alpha)).astype(V.dtype) if gamma else None
+            lam, V = self.tail_eigen() if tail else (None, None)
+            inv_t = (1.0 / (tail * tail * lam + alpha)).astype(V.dtype) if tail else None
         else:
             V = None
 
@@ -442,33 +442,33 @@ class _NormalEquations:
             return out
         return apply
 
-    def intercept(self, X, gamma):
+    def intercept(self, X, weights):
         if not self.stats.fit_intercept:
             return np.zeros(X.shape[1])
         d = self.d
-        return (self.intercept_y - self.mean_e @ (X[:d] * self.column_scale(gamma)[:, None])
-                - gamma * (self.mean_t @ X[d:]))
+        return (self.intercept_y - self.mean_e @ (X[:d] * self.column_scale(weights)[:, None])
+                - weights[1] * (self.mean_t @ X[d:]))
 
 
 class _Path:
-    """Solutions and held-out scores along the alpha grid at one gamma."""
+    """Solutions and held-out scores along the alpha grid at one ``(gamma, tail_gamma)``."""
 
-    def __init__(self, system, held, gamma):
-        self.system, self.held, self.gamma = system, held, gamma
+    def __init__(self, system, held, weights):
+        self.system, self.held, self.weights = system, held, weights
         self.solutions = {}
 
     def solve(self, alpha, start, tol):
-        system, gamma = self.system, self.gamma
-        return pcg(lambda X: system.matvec(X, gamma, alpha),
-                   system.preconditioner(gamma, alpha), system.rhs(gamma), start, tol,
+        system, weights = self.system, self.weights
+        return pcg(lambda X: system.matvec(X, weights, alpha),
+                   system.preconditioner(weights, alpha), system.rhs(weights), start, tol,
                    _MAX_ITER)[0]
 
     def score(self, X):
         E, T, Y, w = self.held
         d = self.system.d
-        pred = (np.asarray(E @ (X[:d] * self.system.column_scale(self.gamma)[:, None]))
-                + self.gamma * (T @ X[d:])
-                + self.system.intercept(X, self.gamma))
+        pred = (np.asarray(E @ (X[:d] * self.system.column_scale(self.weights)[:, None]))
+                + self.weights[1] * (T @ X[d:])
+                + self.system.intercept(X, self.weights))
         return float(w @ ((Y - pred) ** 2).mean(axis=1) / w.sum())
 
     def scores(self, alphas, stop_early=True):
@@ -525,18 +525,21 @@ def solve(design, spec, state=None):
                  and design.n_samples < design.n_exact)
     check(design, spec, keep_rows)
     solution = solve_statistics(accumulate(design, spec, state, keep_rows), spec,
-                                design.n_linear)
+                                design.n_linear, design.n_exact)
     if keep_rows:
         solution.state = None                      # rows cannot be continued from
     return solution
 
 
-def solve_statistics(stats, spec, n_linear):
+def solve_statistics(stats, spec, n_linear, n_exact):
     """The solution from accumulated (or merged) :class:`BlockStatistics`.
 
-    ``n_linear`` is the number of leading exact columns ``gamma`` does not scale (the
-    exact degrees 0 and 1); it scales the other exact columns and the tail.
+    ``n_linear`` is the number of leading exact columns no weight scales (the exact
+    degrees 0 and 1); ``gamma`` scales the other exact columns, ``tail_gamma`` the tail.
+    ``n_exact`` is the exact block's width, as in the statistics.
     """
+    if n_exact != stats.n_exact:
+        raise ValueError(f"the statistics hold {stats.n_exact} exact columns, not {n_exact}")
     if stats.n_held == 0 or stats.sum_w <= 0:
         raise ValueError(f"solver='cg' holds out every {HOLDOUT_EVERY}th row to choose "
                          f"alpha and needs at least {HOLDOUT_EVERY} rows with positive "
@@ -546,26 +549,27 @@ def solve_statistics(stats, spec, n_linear):
                                     dtype=np.float32)
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
-    for g, gamma in enumerate(spec.gammas):
-        path = _Path(train_system, held, float(gamma))
+    for g, weights in enumerate(spec.gammas):
+        path = _Path(train_system, held, tuple(float(v) for v in weights))
         scores[g] = path.scores(spec.alphas)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
             best = (g, path)
     g, path = best
     alphas, _, k = widen_alphas(lambda new: path.scores(new, stop_early=False),
                                 spec.alphas, scores[g])
-    alpha, gamma = float(alphas[k]), path.gamma
+    alpha, weights = float(alphas[k]), path.weights
     start = path.solutions[alpha]
-    lam, V = train_system.tail_eigen() if gamma else (None, None)
+    lam, V = train_system.tail_eigen() if weights[1] else (None, None)
     del best, path, train_system                       # free the single-precision copies
     full = _NormalEquations(stats, include_held=True, n_linear=n_linear)
-    if gamma:
+    if weights[1]:
         full._tail_eigen = lam, V.astype(np.float64)   # close enough to precondition
-    X = pcg(lambda Z: full.matvec(Z, gamma, alpha), full.preconditioner(gamma, alpha),
-            full.rhs(gamma), start, _TOL_FINAL, _MAX_ITER)[0]
+    X = pcg(lambda Z: full.matvec(Z, weights, alpha), full.preconditioner(weights, alpha),
+            full.rhs(weights), start, _TOL_FINAL, _MAX_ITER)[0]
     coef = X.copy()
-    coef[:full.d] *= full.column_scale(gamma)[:, None]
-    coef[full.d:] *= gamma
-    return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, gamma),
-                         alpha=alpha, gamma=gamma, alphas=alphas, scores=scores,
+    coef[:full.d] *= full.column_scale(weights)[:, None]
+    coef[full.d:] *= weights[1]
+    return RidgeSolution(coef=coef, dual_coef=None, intercept=full.intercept(X, weights),
+                         alpha=alpha, gamma=weights[0], tail_gamma=weights[1],
+                         alphas=alphas, gammas=spec.gammas, scores=scores,
                          criterion="holdout", state=stats)

@@ -1,9 +1,9 @@
-"""Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per tail weight.
+"""Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per block weighting.
 
 The centred, weighted kernel ``P D K D P`` (``D = diag(sqrt(s))``, ``P`` the weighted
-centring projection, ``K = E_1 E_1^T + gamma^2 (E_2 E_2^T + T T^T)``, ``E_1`` the exact
-block's first ``n_linear`` columns and ``E_2`` the rest, or an exact kernel) is eigendecomposed
-once per ``gamma``; the solution and the criterion of every alpha are then functions of
+centring projection, ``K = E_1 E_1^T + gamma^2 E_2 E_2^T + tail_gamma^2 T T^T``, ``E_1``
+the exact block's first ``n_linear`` columns and ``E_2`` the rest, or an exact kernel) is
+eigendecomposed once per candidate ``(gamma, tail_gamma)``; the solution and the criterion of every alpha are then functions of
 its eigenpairs.  The default criterion is the exact leave-one-out error (Allen's PRESS),
 which the eigenvectors give at O(n^2) per alpha and target.  GCV replaces each sample's
 leverage ``H_ii`` by the mean ``df / n``, which fails exactly where the dual is used: with
@@ -45,13 +45,20 @@ _BLOCK = 1024
 
 def _gram(Z, n):
     """``Z Z^T`` as a full symmetric Fortran-ordered float64 array (``Z`` may be sparse)."""
-    if Z is None:
-        return np.zeros((n, n), order="F")
     if sp.issparse(Z):
         return np.asfortranarray((Z @ Z.T).toarray(), dtype=np.float64)
     gram = add_gram(np.zeros((n, n), order="F"), np.ascontiguousarray(Z.T))
     upper = np.triu(gram)
     return np.asfortranarray(upper + np.triu(upper, 1).T)
+
+
+def _weighted_sum(grams, weights, n):
+    """``sum_b weights[b] grams[b]`` over the blocks present (not None), a new array."""
+    out = np.zeros((n, n), order="F")
+    for gram, weight in zip(grams, weights):
+        if gram is not None and weight:
+            out += weight * gram
+    return out
 
 
 class _Eigen:
@@ -151,29 +158,26 @@ def solve(design, spec, state=None):
     n = design.n_samples
     if design.kernel is not None:
         exact = tail = None
-        kernels = [(1.0, np.asfortranarray(design.kernel(), dtype=np.float64))]
-        gammas = np.array([1.0])
+        kernels = [((1.0, 1.0), np.asfortranarray(design.kernel(), dtype=np.float64))]
+        gammas = np.ones((1, 2))
     else:
         exact, tail = stack_rows(design)
         split = design.n_linear
-        # gamma scales the exact columns from n_linear on (degrees >= 2) with the tail
+        # gamma scales the exact columns from n_linear on (degrees >= 2), tail_gamma the tail
         high = exact[:, split:] if exact is not None and split < exact.shape[1] else None
         if high is not None:
             exact = exact[:, :split]
-        gram_exact = _gram(exact, n)
-        gram_tail = _gram(tail, n)
-        if high is not None:
-            gram_tail += _gram(high, n)
+        grams = [None if block is None else _gram(block, n) for block in (exact, high, tail)]
         gammas = spec.gammas
-        kernels = ((g, gram_exact + g * g * gram_tail) for g in gammas)
+        kernels = (((g, t), _weighted_sum(grams, (1.0, g * g, t * t), n)) for g, t in gammas)
     scores = np.full((len(gammas), len(spec.alphas)), np.nan)
     best = None
-    for g, (gamma, gram) in enumerate(kernels):
+    for g, (weights, gram) in enumerate(kernels):
         eigen = _Eigen(gram, w, target_c, criterion, spec.fit_intercept)
         scores[g] = eigen.scores_resolved(spec.alphas)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
-            best = (g, gamma, eigen)
-    g, gamma, eigen = best
+            best = (g, weights, eigen)
+    g, (gamma, tail_gamma), eigen = best
     alphas, _, k = widen_alphas(eigen.scores, spec.alphas, scores[g])
     if alphas[k] < eigen.resolution:        # widened below what single precision resolves
         eigen.to_double()
@@ -191,9 +195,9 @@ def solve(design, spec, state=None):
         if high is not None:
             parts.append(gamma * gamma * np.asarray(high.T @ dual))
         if tail is not None:
-            parts.append(gamma * gamma * (tail.T @ dual))
+            parts.append(tail_gamma * tail_gamma * (tail.T @ dual))
         coef = np.vstack(parts)
         dual = None
     return RidgeSolution(coef=coef, dual_coef=dual, intercept=intercept, alpha=alpha,
-                         gamma=float(gamma), alphas=alphas, scores=scores,
-                         criterion=criterion)
+                         gamma=float(gamma), tail_gamma=float(tail_gamma), alphas=alphas,
+                         gammas=gammas, scores=scores, criterion=criterion)

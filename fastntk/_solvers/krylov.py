@@ -1,30 +1,30 @@
 """Multi-shift conjugate gradients in the dual, through the rows: a whole alpha grid per run.
 
-For the design ``Z = [E_1 | gamma E_2 | gamma T]`` (the exact degrees 0 and 1, the exact
+For the design ``Z = [E_1 | gamma E_2 | tail_gamma T]`` (the exact degrees 0 and 1, the exact
 degrees >= 2, the sketched tail) the dual ridge system of one alpha is
 
     (P D Z Z^T D P + alpha I) z = P D y_c,        c = D P z,
 
 ``D = diag(sqrt(s))`` (``s`` the sample weights) and ``P`` the weighted centring
 projection.  Its kernel products go through the rows, ``Z Z^T u = E_1 (E_1^T u) +
-gamma^2 (E_2 (E_2^T u) + T (T^T u))``: sparse and dense products with the blocks as they
+gamma^2 E_2 (E_2^T u) + tail_gamma^2 T (T^T u)``: sparse and dense products with the blocks as they
 are, never an ``n x n`` or ``d x d`` matrix.  The Krylov space of the operator does not
 depend on alpha, so conjugate gradients on the smallest alpha give the iterates of every
 other alpha of the grid for a few vector operations per iteration (multi-shift CG:
 Jegerlehner 1996, Frommer 2003); the residual of each shifted system is a known multiple
 of the base one, so each alpha knows when it has converged.
 
-``(alpha, gamma)`` are chosen on a held-out fold (every fifth row, up to 10,000 rows, as
+Alpha and ``(gamma, tail_gamma)`` are chosen on a held-out fold (every fifth row, up to 10,000 rows, as
 solver "cg"): the held-out predictions of every alpha are carried along the iterations
 (one product with the held-out rows per iteration), an alpha is scored once its relative
 residual is below ``1e-4``, and the run stops three converged alphas past the best (alphas
-converge from the largest down).  The chosen pair is refitted on all rows by conjugate
+converge from the largest down).  The chosen ones are refitted on all rows by conjugate
 gradients.
 
 The iterations needed grow like the square root of the condition number of the smallest
 alpha reached (there is no preconditioner), so they grow with ``n``: past some tens of
 thousands of rows the preconditioned "cg" solver is faster.  Each iteration is one
-product with the rows instead of an ``n x n`` eigendecomposition per gamma.
+product with the rows instead of an ``n x n`` eigendecomposition per candidate.
 
 Memory: the rows (the blocks as given, with the training rows put first; the sparse
 blocks also as transposed copies, and as copies of the two folds while alpha is chosen),
@@ -88,7 +88,7 @@ class _Rows:
 
     def coefficients(self, Z, scales):
         """``g_b = s_b Z_b^T D P Z`` for every block: the weights on the raw columns of
-        the dual variables ``Z`` (``scales`` ``s_b``: 1, ``gamma^2``, ``gamma^2``)."""
+        the dual variables ``Z`` (``scales`` ``s_b``: 1, ``gamma^2``, ``tail_gamma^2``)."""
         U = self._centre(Z) * self.sqrt_w[:, None]
         return [np.asarray(Zt @ U) * s if s else None
                 for Zt, s in zip(self.transposed, scales)]
@@ -118,9 +118,14 @@ def _predict(rows, means, coefs):
     return out
 
 
-def _scales_of(n_blocks_high, has_linear):
-    """``gamma -> `` the blocks' kernel weights: 1 for ``E_1``, ``gamma^2`` for the others."""
-    return lambda gamma: ([1.0] if has_linear else []) + [gamma * gamma] * n_blocks_high
+def _scales_of(kinds):
+    """``(gamma, tail_gamma) ->`` the kernel weights of blocks of the given kinds: 1 for
+    ``E_1`` ("linear"), ``gamma^2`` for ``E_2`` ("high"), ``tail_gamma^2`` for ``T``."""
+    def scales(weights):
+        gamma, tail_gamma = weights
+        of = {"linear": 1.0, "high": gamma * gamma, "tail": tail_gamma * tail_gamma}
+        return [of[kind] for kind in kinds]
+    return scales
 
 
 class _Fold:
@@ -207,43 +212,45 @@ def _path_scores(train, fold, y_mean, rhs, scales, alphas):
 
 
 def _choose(blocks, Y, w, n_train, spec, scales):
-    """``(scores, alphas, alpha, gamma)`` on the held-out fold: the rows past ``n_train``.
+    """``(scores, alphas, alpha, weights)`` on the held-out fold: the rows past
+    ``n_train``.
 
-    ``scales`` maps ``gamma`` to the blocks' kernel weights; the alpha grid is widened
-    at the best gamma if its best alpha is at an edge.
+    ``scales`` maps ``(gamma, tail_gamma)`` to the blocks' kernel weights; the alpha grid
+    is widened at the best weights if its best alpha is at an edge.
     """
     train = _Rows([Z[:n_train] for Z in blocks], w[:n_train], spec.fit_intercept)
     fold = _Fold([Z[n_train:] for Z in blocks], Y[n_train:], w[n_train:])
     y_mean, rhs = centre_weighted_target(Y[:n_train], w[:n_train], spec.fit_intercept)
 
-    def path(gamma, alphas):
-        return _path_scores(train, fold, y_mean, rhs, scales(gamma), alphas)
+    def path(weights, alphas):
+        return _path_scores(train, fold, y_mean, rhs, scales(weights), alphas)
 
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
-    for g, gamma in enumerate(spec.gammas):
-        scores[g] = path(float(gamma), spec.alphas)
+    for g, weights in enumerate(spec.gammas):
+        scores[g] = path(weights, spec.alphas)
     if not np.isfinite(scores).any():
         raise ValueError("solver='krylov' reached no alpha of the grid within "
                          f"{_MAX_ITER} iterations; use a grid of larger alphas or "
                          "solver='dual' / 'cg'")
     g = int(np.argmin(np.where(np.isfinite(scores), scores, np.inf).min(axis=1)))
-    gamma = float(spec.gammas[g])
-    alphas, _, k = widen_alphas(lambda new: path(gamma, new), spec.alphas, scores[g])
-    return scores, alphas, float(alphas[k]), gamma
+    weights = tuple(float(v) for v in spec.gammas[g])
+    alphas, _, k = widen_alphas(lambda new: path(weights, new), spec.alphas, scores[g])
+    return scores, alphas, float(alphas[k]), weights
 
 
 def _split_blocks(exact, tail, n_linear):
-    """``[E_1, E_2, T]`` (those present) and how many of them ``gamma`` scales."""
-    blocks, n_high = [], 0
+    """``[E_1, E_2, T]`` (those present) and their kinds ("linear", "high", "tail")."""
+    blocks, kinds = [], []
     if exact is not None and n_linear:
         blocks.append(exact[:, :n_linear] if n_linear < exact.shape[1] else exact)
+        kinds.append("linear")
     if exact is not None and n_linear < exact.shape[1]:
         blocks.append(exact[:, n_linear:])
-        n_high += 1
+        kinds.append("high")
     if tail is not None:
         blocks.append(tail)
-        n_high += 1
-    return blocks, n_high
+        kinds.append("tail")
+    return blocks, kinds
 
 
 def _check(design, spec):
@@ -270,16 +277,15 @@ def solve(design, spec, state=None):
     order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
     exact, tail = stack_rows(design, order)
     n_linear = design.n_linear if exact is not None else 0
-    has_linear = exact is not None and n_linear > 0
-    blocks, n_high = _split_blocks(exact, tail, n_linear)
+    blocks, kinds = _split_blocks(exact, tail, n_linear)
     del exact, tail
     Y, w = design.Y[order], w[order]
     n_train = int((~held).sum())
-    scores, alphas, alpha, gamma = _choose(blocks, Y, w, n_train, spec,
-                                           _scales_of(n_high, has_linear))
+    scores, alphas, alpha, weights = _choose(blocks, Y, w, n_train, spec,
+                                             _scales_of(kinds))
     full = _Rows(blocks, w, spec.fit_intercept)
     y_mean, rhs = centre_weighted_target(Y, w, spec.fit_intercept)
-    scales = _scales_of(n_high, has_linear)(gamma)
+    scales = _scales_of(kinds)(weights)
     Z, converged = pcg(
         lambda V: full.kernel_product(full.coefficients(V, scales)) + alpha * V,
         lambda R: R, rhs, np.zeros_like(rhs), _TOL_FINAL, _MAX_ITER_FINAL)
@@ -294,4 +300,5 @@ def solve(design, spec, state=None):
     coef = np.vstack([c if c is not None else np.zeros((width, design.n_targets))
                       for c, width in zip(coefs, widths)])
     return RidgeSolution(coef=coef, dual_coef=None, intercept=intercept, alpha=alpha,
-                         gamma=gamma, alphas=alphas, scores=scores, criterion="holdout")
+                         gamma=weights[0], tail_gamma=weights[1], alphas=alphas,
+                         gammas=spec.gammas, scores=scores, criterion="holdout")

@@ -5,8 +5,9 @@ The rows are transformed batch by batch and only the sufficient statistics are k
 y_i^T``, ``sum_i s_i z_i``, ``sum_i s_i y_i`` and ``sum_i s_i y_i^2`` for ``z = [E | T]``
 (dense), so the ``n x p`` feature matrix never exists.  The intercept is handled by
 centring these sums (after shifting every batch by the first batch's means, which keeps
-the centring free of cancellation).  For every tail weight ``gamma`` the Gram matrix of
-``[E | gamma T]`` is ``D G D`` (``D`` diagonal); one eigendecomposition ``V diag(lambda)
+the centring free of cancellation).  For every candidate ``(gamma, tail_gamma)`` the
+Gram matrix of the weighted columns ``[E_1 | gamma E_2 | tail_gamma T]`` is ``D G D``
+(``D`` diagonal); one eigendecomposition ``V diag(lambda)
 V^T`` of it gives the solution for every ``alpha``, and generalised cross-validation
 (Golub, Heath & Wahba, 1979)
 
@@ -17,12 +18,12 @@ is exact from the same statistics: with ``q = V^T Z_c^T y_c``, ``RSS(alpha) = ||
 sum_k q_k^2 / lambda_k + sum_k (alpha / (lambda_k + alpha))^2 q_k^2 / lambda_k``.  GCV is
 sound here because ``df <= p < n``.  Several targets share one ``alpha`` (GCV summed over
 targets).  Memory: three ``p x p`` float64 arrays and a batch; time ``O(n p^2 + p^3)`` per
-gamma.
+candidate.
 """
 import numpy as np
 from scipy.linalg.blas import dsyr, dsyr2
 
-from . import RidgeSolution, register, widen_alphas
+from . import RidgeSolution, column_scale, register, widen_alphas
 from ._linalg import add_gram, eigh_psd, gcv_curve
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "PrimalStatistics"]
@@ -128,7 +129,7 @@ def _dense_rows(batch):
 
 
 class _Eigen:
-    """Eigenpairs of the centred Gram of ``[E | gamma T]`` and the GCV curve they give."""
+    """Eigenpairs of the centred Gram of the weighted columns and the GCV curve they give."""
 
     def __init__(self, gram, cross, total_ss, sum_w, scale, fit_intercept):
         gram *= scale[:, None]
@@ -177,33 +178,36 @@ def check(design, spec):
 def solve(design, spec, state=None):
     """Primal ridge from streaming statistics (criterion "auto" or "gcv")."""
     check(design, spec)
-    return solve_statistics(accumulate(design, spec, state), spec, design.n_linear)
+    return solve_statistics(accumulate(design, spec, state), spec, design.n_linear,
+                            design.n_exact)
 
 
-def solve_statistics(stats, spec, n_linear):
+def solve_statistics(stats, spec, n_linear, n_exact):
     """The solution from accumulated (or merged) :class:`PrimalStatistics`.
 
-    ``n_linear`` is the number of leading exact columns ``gamma`` does not scale (the
-    exact degrees 0 and 1); it scales the other exact columns and the tail.
+    ``n_linear`` is the number of leading exact columns no weight scales (the exact
+    degrees 0 and 1); ``gamma`` scales the other ``n_exact - n_linear`` exact columns,
+    ``tail_gamma`` the tail.
     """
     if stats.shift_z is None or stats.sum_w <= 0:
         raise ValueError("the primal solver needs at least one row with positive weight")
     gram, cross, total_ss, z_mean, y_mean = stats.centred()
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
-    for g, gamma in enumerate(spec.gammas):
-        scale = np.ones(gram.shape[0])
-        scale[n_linear:] = gamma
+    for g, weights in enumerate(spec.gammas):
+        scale = column_scale(n_linear, n_exact, gram.shape[0], *weights)
         eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) else gram, cross,
                        total_ss, stats.sum_w, scale, spec.fit_intercept)
         scores[g] = eigen.scores(spec.alphas)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
-            best = (g, gamma, eigen)
+            best = (g, weights, eigen)
         del eigen
-    g, gamma, eigen = best
+    g, (gamma, tail_gamma), eigen = best
     alphas, _, k = widen_alphas(eigen.scores, spec.alphas, scores[g])
     coef = eigen.coef(alphas[k])
     intercept = y_mean - z_mean @ coef if spec.fit_intercept else np.zeros(len(y_mean))
     return RidgeSolution(coef=coef, dual_coef=None, intercept=intercept,
-                         alpha=float(alphas[k]), gamma=float(gamma), alphas=alphas,
-                         scores=scores, criterion="gcv", state=stats)
+                         alpha=float(alphas[k]), gamma=float(gamma),
+                         tail_gamma=float(tail_gamma), alphas=alphas,
+                         gammas=spec.gammas, scores=scores, criterion="gcv",
+                         state=stats)
