@@ -24,8 +24,10 @@ How the problem is solved (``solver``)
 - ``"dual"``: one eigendecomposition of the ``n x n`` kernel per weighting, alpha by exact
   leave-one-out error (or GCV); for ``n`` up to a few thousand, and exact kernels.
 - ``"primal"``: streaming statistics ``Z^T Z`` of dense features (never the ``n x p``
-  matrix), one ``p x p`` eigendecomposition per weighting, alpha by exact GCV; dense
-  features with ``p < n``, and :meth:`NTKRidge.partial_fit` on dense features.
+  matrix), one ``p x p`` eigendecomposition per weighting; alpha by exact leave-one-out
+  error from a second pass over the rows in :meth:`NTKRidge.fit` (GCV, which needs no
+  second pass, when fitting from pieces); dense features with ``p < n``, and
+  :meth:`NTKRidge.partial_fit` on dense features.
 - ``"cg"``: streaming block statistics ``E^T E`` (sparse), ``E^T T``, ``T^T T`` and
   preconditioned conjugate gradients, alpha and the weights chosen on a held-out fold (every
   fifth row, at most 10,000) and refitted on all rows; memory independent of ``n``, for
@@ -579,10 +581,11 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
         See the module docstring of :mod:`fastntk.ridge`.  partial_fit uses "primal"
         (dense features) or "cg"; exact kernel ridge uses "dual".
     criterion : {"auto", "gcv", "loo", "holdout"}, default="auto"
-        How alpha (and gamma) are chosen: "loo", exact leave-one-out squared error, and
-        "gcv", generalised cross-validation (dual solver); "gcv" (primal solver);
-        "holdout", the held-out fold (cg and krylov solvers).  "auto" is each solver's
-        own.
+        How alpha (and the weights) are chosen: "loo", exact leave-one-out squared error
+        (dual solver; primal solver in :meth:`fit`), "gcv", generalised cross-validation
+        (dual and primal solvers), "holdout", the held-out fold (cg and krylov solvers).
+        "auto" is "loo" for the dual and for the primal in :meth:`fit`, "gcv" for the
+        primal fitted from pieces, "holdout" for cg and krylov.
     kernel_params : dict, default=None
         Keyword arguments of the exact kernel (``depth``, ``kind``; for "exact-cntk" also
         ``filter_size``, ``padding``, ``pooling`` and ``image_shape`` to reshape flat rows).

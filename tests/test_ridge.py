@@ -121,29 +121,32 @@ def test_loo_is_not_fooled_by_duplicates_where_gcv_is():
     assert fits["repeated"][1] == 100.0
 
 
-def test_gcv_picks_an_interior_alpha_on_noisy_data():
+@pytest.mark.parametrize("criterion, chosen", [("gcv", "gcv"), ("auto", "loo")])
+def test_the_primal_criteria_pick_an_interior_alpha_on_noisy_data(criterion, chosen):
     # a test that can fail: the curve must have its minimum strictly inside the grid
     X, y = _data(n=200, d=30)
-    model = NTKRidge(FunctionTransformer(), alphas=np.logspace(-4, 4, 17)).fit(X, y)
-    assert model.criterion_ == "gcv"
+    model = NTKRidge(FunctionTransformer(), alphas=np.logspace(-4, 4, 17),
+                     criterion=criterion).fit(X, y)
+    assert (model.solver_, model.criterion_) == ("primal", chosen)
     best = int(np.argmin(model.cv_values_[0]))
     assert 0 < best < 16
 
 
-def test_loo_needs_the_dual_solve():
+def test_loo_needs_every_row_at_once():
+    """Leave-one-out reads the rows twice: fit (dual or primal), never partial_fit."""
     X, y = _data(n=60, d=5)
-    with pytest.raises(ValueError, match="criterion='loo' needs the dual"):
-        NTKRidge(FunctionTransformer(), criterion="loo").fit(X, y)
-    with pytest.raises(ValueError, match="criterion='loo' needs the dual"):
+    with pytest.raises(ValueError, match="offers criterion='gcv'"):
         NTKRidge(FunctionTransformer(), criterion="loo").partial_fit(X, y)
-    dual = NTKRidge(FunctionTransformer(), criterion="loo", solver="dual").fit(X, y)
-    assert dual.criterion_ == "loo"
+    for solver in ("dual", "primal"):
+        model = NTKRidge(FunctionTransformer(), criterion="loo", solver=solver).fit(X, y)
+        assert model.criterion_ == "loo"
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
 def test_streaming_any_batch_size_equals_one_shot(batch_size):
     X, Y = _data(n=150, d=6, n_targets=3)
-    one_shot = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=10_000, solver="primal").fit(X, Y)
+    one_shot = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=10_000, solver="primal",
+                        criterion="gcv").fit(X, Y)
     for solver in ("primal", "dual"):
         model = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=batch_size, solver=solver,
                          criterion="gcv").fit(X, Y)
@@ -165,7 +168,7 @@ def test_primal_shift_survives_large_feature_means():
 @pytest.mark.parametrize("pieces", [[150], [50, 100], [1, 60, 30, 59]])
 def test_partial_fit_in_pieces_equals_fit(pieces):
     X, y = _data(n=150, d=6)
-    fitted = NTKRidge(_rbf(), alphas=ALPHAS, solver="primal").fit(X, y)
+    fitted = NTKRidge(_rbf(), alphas=ALPHAS, solver="primal", criterion="gcv").fit(X, y)
     model = NTKRidge(_rbf(), alphas=ALPHAS, batch_size=16)
     start = 0
     for size in pieces:
@@ -180,7 +183,7 @@ def test_partial_fit_in_pieces_equals_fit(pieces):
 def test_classifier_partial_fit_equals_fit_and_needs_classes():
     X, y = _data(n=120, d=6)
     labels = np.digitize(y, np.quantile(y, [0.33, 0.66]))
-    fitted = NTKRidgeClassifier(_rbf(), alphas=ALPHAS).fit(X, labels)
+    fitted = NTKRidgeClassifier(_rbf(), alphas=ALPHAS, criterion="gcv").fit(X, labels)
     with pytest.raises(ValueError, match="classes"):
         NTKRidgeClassifier(_rbf()).partial_fit(X, labels)
     model = NTKRidgeClassifier(_rbf(), alphas=ALPHAS)
@@ -281,7 +284,8 @@ def test_exact_and_features_agree_for_the_linear_kernel():
     # depth-0 analogue: a feature map phi = x is exact ridge with K = X X^T; both paths of the
     # dual code must agree with the primal one
     X, y = _data(n=40, d=60)
-    primal = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="primal").fit(X, y)
+    primal = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="primal",
+                      criterion="gcv").fit(X, y)
     dual = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver="dual",
                     criterion="gcv").fit(X, y)
     np.testing.assert_allclose(dual.cv_values_, primal.cv_values_, rtol=1e-7)

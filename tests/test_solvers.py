@@ -128,6 +128,47 @@ def test_bad_tail_gammas_are_rejected_and_the_model_kept(tail_gammas, message):
     np.testing.assert_array_equal(model.predict(X), before)
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_primal_leave_one_out_is_refitting_without_each_row(fit_intercept):
+    """A one-shot primal fit scores alpha by exact leave-one-out (a second pass over the
+    rows): the weighted mean of the squared errors of refitting without each row in
+    turn, and the dual's scores."""
+    X, y = _data("dense", n=60)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, 60)
+    grid = dict(alphas=(0.01, 0.1, 1.0), gammas=(0.5, 1.0), fit_intercept=fit_intercept)
+    primal = NTKRidge(_sketch(), solver="primal", **grid).fit(X, y, sample_weight=w)
+    dual = NTKRidge(_sketch(), solver="dual", **grid).fit(X, y, sample_weight=w)
+    assert primal.criterion_ == dual.criterion_ == "loo"
+    np.testing.assert_allclose(primal.cv_values_, dual.cv_values_, rtol=1e-6)
+    fm = primal.feature_map_
+    for g, (gamma, tail_gamma) in enumerate(primal.gamma_candidates_):
+        scale = np.ones(fm._n_features_out)
+        scale[fm.n_linear_features_:fm.n_exact_features_] = gamma
+        scale[fm.n_exact_features_:] = tail_gamma
+        Z = fm.transform(X) * scale
+        for a, alpha in enumerate(grid["alphas"]):
+            errors = []
+            for i in range(60):
+                rows = np.delete(np.arange(60), i)
+                wr = w[rows]
+                mean_z = wr @ Z[rows] / wr.sum() if fit_intercept else 0.0
+                mean_y = wr @ y[rows] / wr.sum() if fit_intercept else 0.0
+                A = (Z[rows] - mean_z) * np.sqrt(wr)[:, None]
+                coef = np.linalg.solve(A.T @ A + alpha * np.eye(Z.shape[1]),
+                                       A.T @ ((y[rows] - mean_y) * np.sqrt(wr)))
+                errors.append(y[i] - mean_y - (Z[i] - mean_z) @ coef)
+            expected = w @ np.square(errors) / w.sum()
+            np.testing.assert_allclose(primal.cv_values_[g, a], expected, rtol=1e-7)
+
+
+def test_primal_from_pieces_uses_gcv_and_refuses_loo():
+    X, y = _data("dense", n=120)
+    model = NTKRidge(_sketch(), solver="primal", alphas=(0.1, 1.0))
+    assert model.partial_fit(X, y).criterion_ == "gcv"
+    with pytest.raises(ValueError, match="offers criterion='gcv'"):
+        NTKRidge(_sketch(), solver="primal", criterion="loo").partial_fit(X, y)
+
+
 def test_cg_scores_are_brute_force_fits_on_the_other_rows():
     X, y = _data("sparse", n=60)
     model = NTKRidge(_sketch(), solver="cg", alphas=(0.3,), gammas=(0.5,)).fit(X, y)
@@ -224,7 +265,8 @@ def test_auto_keeps_the_rows_for_krylov_within_its_limits(monkeypatch):
 
 def test_alpha_grid_widens_when_the_best_is_at_an_edge():
     X, y = _data("dense", n=400)
-    model = NTKRidge(_sketch(), alphas=(10.0, 100.0, 1000.0)).fit(X, y)
+    # (GCV: leave-one-out wants alpha -> 0 on this almost noise-free polynomial target)
+    model = NTKRidge(_sketch(), alphas=(10.0, 100.0, 1000.0), criterion="gcv").fit(X, y)
     assert model.alpha_ < 10.0 and model.alphas_[0] < 10.0
     assert 0 < np.flatnonzero(model.alphas_ == model.alpha_)[0] < len(model.alphas_) - 1
 

@@ -14,7 +14,7 @@ import scipy.linalg
 from scipy.linalg.blas import dsyr2, dsyrk
 
 __all__ = ["add_gram", "eigh_psd", "eigh_psd_single", "refine_solve", "symmetrize_upper",
-           "gcv_curve", "loo_curve", "centre_weighted_gram",
+           "gcv_curve", "loo_curve", "press", "centre_weighted_gram",
            "centre_weighted_target", "SYRK_BLOCK"]
 
 #: Widest Gram block handed to one BLAS ``dsyrk`` call; wider Grams are updated by blocks.
@@ -169,11 +169,18 @@ def loo_curve(eigvals, eigvecs, proj, base_leverage, n_eff, alphas, block=1024):
         rows = eigvecs[start:start + block]
         residual = (rows @ residual_coef).reshape(rows.shape[0], len(alphas), n_targets)
         slack = 1.0 - ((rows * rows) @ kept + base_leverage[start:start + block, None])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loo = np.where(slack[:, :, None] > 0, residual / slack[:, :, None],
-                           np.where(residual == 0, 0.0, np.inf))
-        scores += np.einsum("ijk,ijk->j", loo, loo)
+        scores += press(residual, slack)
     return scores / (n_eff * n_targets)
+
+
+def press(residual, slack):
+    """``sum_i sum_t (r_it / (1 - H_ii))^2`` for every alpha: residuals ``r`` of shape
+    (rows, n_alphas, n_targets) and ``slack = 1 - H_ii`` of shape (rows, n_alphas); a row
+    with no slack left (it fits itself exactly) scores 0 if its residual is 0, else inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = np.where(slack[:, :, None] > 0, residual / slack[:, :, None],
+                       np.where(residual == 0, 0.0, np.inf))
+    return np.einsum("ijk,ijk->j", loo, loo)
 
 
 def centre_weighted_gram(gram, sqrt_w, fit_intercept):
