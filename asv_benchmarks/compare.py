@@ -193,7 +193,7 @@ def run_one(args):
 
 
 def _choice(model):
-    """What a model's own selection chose (alpha, tail weight, solver), for the table."""
+    """What a model's own selection chose (alpha, block weights, solver), for the table."""
     model = model.steps[-1][1] if hasattr(model, "steps") else model
     parts = []
     if hasattr(model, "alpha_"):
@@ -201,7 +201,10 @@ def _choice(model):
         edge = " (grid edge)" if model.alpha_ in (grid[0], grid[-1]) else ""
         parts.append(f"alpha {model.alpha_:.3g}{edge}")
     if getattr(model, "gamma_", None) is not None and hasattr(model, "solver_"):
-        parts.append(f"gamma {model.gamma_:g}, {model.solver_}")
+        tail = getattr(model, "tail_gamma_", model.gamma_)
+        weights = (f"gamma {model.gamma_:g}" if tail == model.gamma_
+                   else f"gamma {model.gamma_:g}, tail {tail:g}")
+        parts.append(f"{weights}, {model.solver_}")
     return ", ".join(parts)
 
 

@@ -701,8 +701,7 @@ def run_demo(n_components=1024, depth=2, out=None):
 
     out = out or sys.stdout
     print(f"fastntk {__version__} demo: ridge on NTK features vs exact NTK kernel ridge, "
-          f"depth {depth}; alpha among 25 by leave-one-out (GCV where n > features)",
-          file=out)
+          f"depth {depth}; alpha among 25 by leave-one-out", file=out)
     print("time = fit + predict, wall clock (cpu: summed over threads), one-off JIT "
           "compilation excluded", file=out)
     for load in (_demo_digits, _demo_diabetes):

@@ -113,9 +113,10 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
 
     ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
     itself, outside the ``n_components`` budget, which the tail then gets whole); for
-    dense input every degree ``j`` whose monomial dimension ``C(d + j - 1, j)`` fits in
-    the width the budget split would give it, re-splitting the freed width over the
-    sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
+    dense input the lowest degrees, in order, while their monomials (``C(d + j - 1, j)``
+    for degree ``j``) fit in ``n_components`` together, and then every other degree whose
+    monomials fit in the width the budget split would give it, re-splitting the freed
+    width over the sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
     ``0..k`` (at most 2 for sparse input).
 
     Returns
@@ -150,6 +151,14 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
         raise ValueError(f"exact_degrees={exact_degrees} needs "
                          f"{dense_width(wanted)} exact columns for {n_features} features, "
                          f"more than n_components={n_components}")
+    if exact_degrees == "auto" and not sparse:
+        # an exact degree is the kernel itself, its sketch only an estimate of it: take
+        # the low degrees whole while they fit, the tail (and its weight) gets the rest
+        for j in range(top + 1):
+            if coef[j] > 0 and j not in wanted:
+                if dense_width(wanted | {j}) > n_components:
+                    break
+                wanted.add(j)
     widths = tail_widths(wanted)
     while exact_degrees == "auto" and not sparse:
         fits = {j for j in range(top + 1) if j not in wanted and coef[j] > 0
@@ -442,11 +451,12 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         :meth:`transform` returns CSR of width ``n_exact_features_ + n_components``
         (``1 + n_features``, plus the pairs below with degree 2).  Dense
         input: degree ``j`` takes the ``C(d + j - 1, j)`` weighted monomials of the unit
-        row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, every
-        degree whose monomials fit in the width a budget split would have given it
-        (re-splitting the freed width over the sketched degrees), and for sparse input
-        degrees 0 and 1.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse
-        input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
+        row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, the
+        lowest degrees, in order, while their monomials fit in ``n_components``
+        together, then every other degree whose monomials fit in the width a budget
+        split would have given it (re-splitting the freed width over the sketched
+        degrees); for sparse input degrees 0 and 1.  An integer ``k`` asks for degrees
+        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
         which a hashed degree 1 spoils with collisions as large as the signal; a dense
         low-dimensional input has low degrees of small rank, on which a sketch wastes its
         width.  Sparse degree 2 (``exact_degrees=2``) is ``sqrt(a_2) (x ⊗ x) / ||x||``

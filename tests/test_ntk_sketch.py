@@ -320,6 +320,25 @@ def test_auto_represents_the_cheap_degrees_exactly():
     assert sketch.widths_["ntk"][list(sketch.exact_degrees_)].sum() == 0
 
 
+@pytest.mark.parametrize("n_components, exact", [(2024, (0, 1, 2, 3)), (4096, (0, 1, 2, 3)),
+                                                 (2023, (0, 1, 2))])
+def test_auto_takes_the_low_degrees_whole_while_they_fit(n_components, exact):
+    """d = 21: degrees 0..3 have 1 + 21 + 231 + 1,771 = 2,024 monomials; they are exact
+    from that width on, although a budget split would give degree 3 less than 1,771."""
+    from fastntk.ntk_sketch import choose_exact_degrees, split_widths
+
+    X = np.random.default_rng(0).standard_normal((5, 21))
+    sketch = NTKSketch(depth=2, n_components=n_components, random_state=0).fit(X)
+    coef = sketch.coef_["ntk"]
+    assert coef[3] > 0 and split_widths(coef, n_components - 253)[3] < 1771
+    assert sketch.exact_degrees_[:len(exact)] == exact
+    assert 3 in sketch.exact_degrees_ or len(exact) == 3
+    assert choose_exact_degrees(coef, n_components, 21, False, "auto")[0] == (
+        sketch.exact_degrees_)
+    assert sketch.n_exact_features_ <= n_components
+    assert sketch.transform(X).shape == (5, n_components)
+
+
 def test_sparse_input_gets_its_own_row_as_the_exact_degree_one():
     X = sp.random(6, 50, density=0.1, format="csr", random_state=0)
     sketch = NTKSketch(depth=2, n_components=64, exact_degrees=1, random_state=0).fit(X)
