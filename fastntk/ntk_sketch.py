@@ -456,18 +456,18 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         together, then every other degree whose monomials fit in the width a budget
         split would have given it (re-splitting the freed width over the sketched
         degrees); for sparse input degrees 0 and 1.  An integer ``k`` asks for degrees
-        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
-        which a hashed degree 1 spoils with collisions as large as the signal; a dense
-        low-dimensional input has low degrees of small rank, on which a sketch wastes its
-        width.  Sparse degree 2 (``exact_degrees=2``) is ``sqrt(a_2) (x ⊗ x) / ||x||``
-        over the pairs of columns that occur together in a row given to ``fit`` (one
-        column per pair seen there, as a vectoriser's vocabulary of words; pairs never
-        seen are dropped at transform, which changes no prediction of a linear model
-        fitted on the ``fit`` rows, whose weight on such a column is 0).  A row costs its
-        ``k (k + 1) / 2`` pairs (``k`` non-zeros).  It is not the default: on health
-        tweets it made the fit 6x slower and the tail weight chosen was still 0 (see the
-        README); a fit from pieces (``partial_fit``, ``fit_stream``, Dask) learns the
-        vocabulary from its first piece only.
+        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its
+        kernel is mostly ``a_0 + a_1 t``, which a hashed degree 1 spoils with collisions
+        as large as the signal; a dense low-dimensional input has low degrees of small
+        rank, on which a sketch wastes its width.  Sparse degree 2 (``exact_degrees=2``)
+        is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns that occur together
+        in a row given to ``fit`` (one column per pair seen there, as a vectoriser's
+        vocabulary of words; pairs never seen are dropped at transform, which changes no
+        prediction of a linear model fitted on the ``fit`` rows, whose weight on such a
+        column is 0).  A row costs its ``k (k + 1) / 2`` pairs (``k`` non-zeros).  It is
+        not the default: on health tweets it made the fit 6x slower and the tail weight
+        chosen was still 0 (see the README); a fit from pieces (``partial_fit``,
+        ``fit_stream``, Dask) learns the vocabulary from its first piece only.
     sketch_degrees : {"auto", "all"}, default="auto"
         Which of the other degrees are sketched (``method="polyfit"`` only; layerwise
         sketches all).  ``"all"``: every degree of the polynomial, an unbiased estimate

@@ -223,7 +223,8 @@ class _BaseNTKRidge(BaseEstimator):
     """Shared machinery of NTKRidge and NTKRidgeClassifier (targets as a 2-D float array)."""
 
     def __init__(self, feature_map=None, *, alphas=DEFAULT_ALPHAS, gammas=DEFAULT_GAMMAS,
-                 tail_gammas="auto", batch_size=4096, fit_intercept=True, solver="auto", criterion="auto",
+                 tail_gammas="auto", batch_size=4096, fit_intercept=True, solver="auto",
+                 criterion="auto",
                  kernel_params=None, random_state=None, n_jobs=None, verbose=False):
         self.feature_map = feature_map
         self.alphas = alphas

@@ -9,12 +9,12 @@ dense sketched tail (``m`` columns), one pass over the rows accumulates
     T^T S T,  E^T S y,  T^T S y,  and the weighted sums of E, T and y
 
 (``S`` the sample weights), whose size does not depend on ``n``.  Every alpha and weights
-``(gamma, tail_gamma)`` (below) is then a symmetric positive definite system in ``d + m`` unknowns, solved by
-preconditioned conjugate gradients with the block preconditioner ``diag(E^T S E) + alpha``
-on the exact block and ``(tail_gamma^2 T^T S T + alpha)^{-1}`` (one eigendecomposition of
-``T^T S T`` per fit) on the tail, warm-started along the alpha path from large to small
-alpha.  The intercept is handled by centring the statistics (a rank-one correction,
-applied as an operator, so the sparse block is never densified).
+``(gamma, tail_gamma)`` (below) is then a symmetric positive definite system in ``d + m``
+unknowns, solved by preconditioned conjugate gradients with the block preconditioner
+``diag(E^T S E) + alpha`` on the exact block and ``(tail_gamma^2 T^T S T + alpha)^{-1}``
+(one eigendecomposition of ``T^T S T`` per fit) on the tail, warm-started along the alpha
+path from large to small alpha.  The intercept is handled by centring the statistics (a
+rank-one correction, applied as an operator, so the sparse block is never densified).
 
 Alpha and the weights are chosen on a held-out fold: every fifth row (by its position in the
 stream, so that fitting in pieces holds out the same rows as one fit), up to 10,000 rows,
@@ -307,8 +307,8 @@ class _NormalEquations:
     With ``include_held=True`` the held-out rows are added (as explicit rows), which is
     the system of the final refit.  The methods take ``weights = (gamma, tail_gamma)``:
     ``D`` is diagonal, 1 on the exact block's first ``n_linear`` columns and ``gamma`` on
-    the others (its degrees >= 2; :meth:`column_scale`).  The products with ``E^T S T`` are in single
-    precision; with ``dtype=np.float32`` so are those with ``T^T S T`` and the tail
+    the others (its degrees >= 2; :meth:`column_scale`).  The products with ``E^T S T``
+    are in single precision; with ``dtype=np.float32`` so are those with ``T^T S T`` and the tail
     preconditioner (for the path solves, which stop at a relative residual of 1e-3).
     The iterates and everything else stay in double precision.
     """

@@ -3,15 +3,16 @@
 The centred, weighted kernel ``P D K D P`` (``D = diag(sqrt(s))``, ``P`` the weighted
 centring projection, ``K = E_1 E_1^T + gamma^2 E_2 E_2^T + tail_gamma^2 T T^T``, ``E_1``
 the exact block's first ``n_linear`` columns and ``E_2`` the rest, or an exact kernel) is
-eigendecomposed once per candidate ``(gamma, tail_gamma)``; the solution and the criterion of every alpha are then functions of
-its eigenpairs.  The default criterion is the exact leave-one-out error (Allen's PRESS),
-which the eigenvectors give at O(n^2) per alpha and target.  GCV replaces each sample's
-leverage ``H_ii`` by the mean ``df / n``, which fails exactly where the dual is used: with
-``n <= n_features`` the model can nearly interpolate, and duplicated rows (common in text:
-retweets) leave a few null directions that keep ``n - df`` small while the residual
-vanishes, so GCV keeps falling as alpha goes to zero (2,000 health tweets hashed to 4,096
-columns: GCV chose alpha = 1e-4, test accuracy 0.880; leave-one-out chose 1.0, 0.907, as
-scikit-learn's RidgeClassifierCV).  ``criterion="gcv"`` restores GCV.
+eigendecomposed once per candidate ``(gamma, tail_gamma)``; the solution and the criterion
+of every alpha are then functions of its eigenpairs.  The default criterion is the exact
+leave-one-out error (Allen's PRESS), which the eigenvectors give at O(n^2) per alpha and
+target.  GCV replaces each sample's leverage ``H_ii`` by the mean ``df / n``, which fails
+exactly where the dual is used: with ``n <= n_features`` the model can nearly interpolate,
+and duplicated rows (common in text: retweets) leave a few null directions that keep ``n -
+df`` small while the residual vanishes, so GCV keeps falling as alpha goes to zero (2,000
+health tweets hashed to 4,096 columns: GCV chose alpha = 1e-4, test accuracy 0.880;
+leave-one-out chose 1.0, 0.907, as scikit-learn's RidgeClassifierCV).  ``criterion="gcv"``
+restores GCV.
 
 From ``SINGLE_PRECISION_MIN`` rows on, the eigendecomposition, which is nearly all of the
 time, runs in single precision: the criterion is read from those eigenpairs wherever they

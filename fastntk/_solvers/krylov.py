@@ -14,12 +14,12 @@ other alpha of the grid for a few vector operations per iteration (multi-shift C
 Jegerlehner 1996, Frommer 2003); the residual of each shifted system is a known multiple
 of the base one, so each alpha knows when it has converged.
 
-Alpha and ``(gamma, tail_gamma)`` are chosen on a held-out fold (every fifth row, up to 10,000 rows, as
-solver "cg"): the held-out predictions of every alpha are carried along the iterations
-(one product with the held-out rows per iteration), an alpha is scored once its relative
-residual is below ``1e-4``, and the run stops three converged alphas past the best (alphas
-converge from the largest down).  The chosen ones are refitted on all rows by conjugate
-gradients.
+Alpha and ``(gamma, tail_gamma)`` are chosen on a held-out fold (every fifth row, up to
+10,000 rows, as solver "cg"): the held-out predictions of every alpha are carried along
+the iterations (one product with the held-out rows per iteration), an alpha is scored once
+its relative residual is below ``1e-4``, and the run stops three converged alphas past the
+best (alphas converge from the largest down).  The chosen ones are refitted on all rows by
+conjugate gradients.
 
 The iterations needed grow like the square root of the condition number of the smallest
 alpha reached (there is no preconditioner), so they grow with ``n``: past some tens of
