@@ -254,6 +254,8 @@ class _BaseNTKRidge(BaseEstimator):
 
     # -- validation ----------------------------------------------------------------------
     def _check_params(self):
+        """``(alphas, (gammas, tail_gammas))`` validated, or a ValueError; checks the other
+        parameters too."""
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
         if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
             raise ValueError(f"alphas must be a non-empty sequence of positive floats, got "
@@ -332,8 +334,9 @@ class _BaseNTKRidge(BaseEstimator):
             return "krylov"
         return "cg"
 
-    def _spec(self, alphas, gammas, design, resumable=False):
-        candidates = _candidate_weights(*gammas, has_high=design.n_linear < design.n_exact,
+    def _spec(self, alphas, weights, design, resumable=False):
+        """The spec of a fit; ``weights`` is ``(gammas, tail_gammas)`` of _check_params."""
+        candidates = _candidate_weights(*weights, has_high=design.n_linear < design.n_exact,
                                         has_tail=design.n_exact > 0 and design.n_tail > 0)
         return RidgeSpec(alphas=alphas, gammas=candidates,
                          fit_intercept=bool(self.fit_intercept),
@@ -342,12 +345,12 @@ class _BaseNTKRidge(BaseEstimator):
 
     def _fit_targets(self, X, Y, sample_weight):
         """Fit from scratch; the attributes are set only once everything succeeded."""
-        alphas, gammas = self._check_params()
+        alphas, weights = self._check_params()
         feature_map = self._new_feature_map(X) if _is_streaming(self) else None
         with self._progress(X.shape[0], "features + statistics") as bar, _jobs(self.n_jobs):
             design = self._design(feature_map, X, Y, sample_weight, bar)
             solver = self._choose_solver(design, streaming=False)
-            solution = get_solver(solver)(design, self._spec(alphas, gammas, design))
+            solution = get_solver(solver)(design, self._spec(alphas, weights, design))
         if feature_map is None:
             self.X_fit_ = X
         else:
@@ -357,7 +360,7 @@ class _BaseNTKRidge(BaseEstimator):
         return self
 
     def _partial_fit_targets(self, X, Y, sample_weight):
-        alphas, gammas = self._check_params()
+        alphas, weights = self._check_params()
         state = getattr(self, "_statistics", None)
         if state is None:
             if hasattr(self, "intercept_"):
@@ -375,7 +378,7 @@ class _BaseNTKRidge(BaseEstimator):
             if solver not in ("primal", "cg"):
                 raise ValueError(f"partial_fit needs a streaming solver ('primal' or "
                                  f"'cg'), got solver={solver!r}")
-            solution = get_solver(solver)(design, self._spec(alphas, gammas, design, True),
+            solution = get_solver(solver)(design, self._spec(alphas, weights, design, True),
                                           state)
         self.feature_map_ = feature_map
         self._set_solution(solution, solver)
@@ -392,7 +395,7 @@ class _BaseNTKRidge(BaseEstimator):
         if self.solver not in ("auto", *STREAMING):
             get_streaming(self.solver)                   # raises, naming the way out
 
-    def _stream_plan(self, alphas, gammas, feature_map, X, Y, sample_weight):
+    def _stream_plan(self, alphas, weights, feature_map, X, Y, sample_weight):
         """``(solver name, solver module, spec, design)`` of a fit from pieces of rows.
 
         Decided on the first piece (``X``, ``Y``, ``sample_weight``): fitting from chunks
@@ -401,7 +404,7 @@ class _BaseNTKRidge(BaseEstimator):
         design = self._design(feature_map, X, Y, sample_weight, None)
         solver = self._choose_solver(design, streaming=True)
         module = get_streaming(solver)
-        spec = self._spec(alphas, gammas, design)
+        spec = self._spec(alphas, weights, design)
         module.check(design, spec)
         return solver, module, spec, design
 
@@ -414,7 +417,7 @@ class _BaseNTKRidge(BaseEstimator):
         its global row offset, and solved once at the end.  Only one piece is held at a
         time.
         """
-        alphas, gammas = self._check_params()
+        alphas, weights = self._check_params()
         self._check_streamable()
         feature_map = stats = None
         seen = 0
@@ -423,7 +426,7 @@ class _BaseNTKRidge(BaseEstimator):
                 if feature_map is None:
                     feature_map = self._new_feature_map(X)
                     solver, module, spec, first = self._stream_plan(
-                        alphas, gammas, feature_map, X, Y, sample_weight)
+                        alphas, weights, feature_map, X, Y, sample_weight)
                 design = self._design(feature_map, X, Y, sample_weight, bar,
                                       row_offset=seen)
                 stats = module.accumulate(design, spec, stats)
