@@ -155,7 +155,7 @@ def fit(estimator, X, y, sample_weight=None):
     weights = (None if sample_weight is None
                else _aligned(sample_weight, row_chunks, "sample_weight"))
     fitted = clone(estimator)
-    alphas, weights = fitted._check_params()
+    alphas, grids = fitted._check_params()
     fitted._check_streamable()
     encode = None
     if is_classifier(fitted):
@@ -176,7 +176,7 @@ def fit(estimator, X, y, sample_weight=None):
     feature_map = fitted._new_feature_map(X_first)
     n = X_first.shape[0]
     solver, _, spec, design = fitted._stream_plan(
-        alphas, weights, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))
+        alphas, grids, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))
     task = dask.delayed(_Partition(feature_map, solver, spec, design, X_first.shape[1],
                                    encode), traverse=False)
     offsets = np.concatenate([[0], np.cumsum(row_chunks)[:-1]]).astype(int)
