@@ -27,8 +27,9 @@ leave-one-out error instead, from a second pass over the rows per weighting: wit
 Z_c V`` (weighted, centred rows), the fitted values are ``P diag(1 / (lambda + alpha))
 q`` and the leverages ``H_ii = s_i / sum(s) + sum_k P_ik^2 / (lambda_k + alpha)``, about
 twice the time of GCV.  Fits from pieces (partial_fit, fit_stream, Dask) see every row
-once and use GCV.  Memory: three ``p x p`` float64 arrays and a batch; time ``O(n p^2 + p^3)`` per
-candidate.
+once and use GCV.  Memory: three ``p x p`` float64 arrays and a batch (with leave-one-out,
+also the batch's ``P`` and its fitted values at every alpha); time ``O(n p^2 + p^3)`` per
+candidate, the second pass included (it transforms the rows again).
 """
 import numpy as np
 from scipy.linalg.blas import dsyr, dsyr2
@@ -155,7 +156,8 @@ class _Eigen:
         self.n_fixed = int(bool(fit_intercept))
 
     def scores(self, alphas, rows=None):
-        """GCV of every alpha; with ``rows`` (:class:`_Rows`), the leave-one-out error."""
+        """GCV of every alpha; with ``rows`` (:class:`_LeaveOneOut`), the leave-one-out
+        error."""
         alphas = np.asarray(alphas, dtype=float)
         if rows is not None:
             return rows.loo(self, alphas)
@@ -168,8 +170,8 @@ class _Eigen:
                                                       [:, None]))
 
 
-class _Rows:
-    """The training rows again, read batch by batch, for the leave-one-out criterion."""
+class _LeaveOneOut:
+    """The leave-one-out criterion, from the training rows read again batch by batch."""
 
     def __init__(self, design, z_mean, y_mean, fit_intercept):
         self.design, self.z_mean, self.y_mean = design, z_mean, y_mean
@@ -237,7 +239,7 @@ def solve_statistics(stats, spec, n_linear, n_exact, rows=None):
         raise ValueError("the primal solver needs at least one row with positive weight")
     gram, cross, total_ss, z_mean, y_mean = stats.centred()
     if rows is not None:
-        rows = _Rows(rows, z_mean, y_mean, spec.fit_intercept)
+        rows = _LeaveOneOut(rows, z_mean, y_mean, spec.fit_intercept)
     scores = np.full((len(spec.gammas), len(spec.alphas)), np.nan)
     best = None
     for g, weights in enumerate(spec.gammas):
