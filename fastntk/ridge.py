@@ -173,8 +173,9 @@ def _check_weights(values, name, alternatives=""):
 def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
     """The ``(gamma, tail_gamma)`` pairs to score, shape (n_candidates, 2).
 
-    ``tail_gammas="same"`` pairs every gamma with itself, ``"auto"`` with itself and with
-    0, a sequence with each of its values.  A design with one of the two blocks only (no
+    ``tail_gammas="same"`` pairs every gamma with itself; ``"auto"`` adds, for every
+    gamma, the pair with the tail left out ``(g, 0)`` and the pair with the exact degrees
+    >= 2 left out ``(0, g)``; a sequence pairs every gamma with each of its values.  A design with one of the two blocks only (no
     exact degrees >= 2, as text; or no tail) scores ``(g, g)`` for every gamma; one with
     neither, only ``(1, 1)``.  Repeated pairs are dropped, the first kept.
     """
@@ -185,7 +186,7 @@ def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
     if not (has_high and has_tail) or (named and tail_gammas == "same"):
         pairs = same
     elif named:                                                   # "auto"
-        pairs = same + [(g, 0.0) for g in gammas]
+        pairs = same + [(g, 0.0) for g in gammas] + [(0.0, g) for g in gammas]
     else:
         pairs = [(g, t) for g in gammas for t in tail_gammas]
     return np.array(list(dict.fromkeys(pairs)), dtype=np.float64)
@@ -569,9 +570,13 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
         fastntk.NTKSketch with its default exact degrees).
     tail_gammas : {"auto", "same"} or sequence of float, default="auto"
         Candidate weights of the sketched tail, when the map has exact degrees >= 2 too.
-        "auto": for every ``gamma``, the tail weighted by ``gamma`` (the map's kernel,
-        scaled) and left out (0), so that an estimate of the high degrees whose noise
-        costs more than its signal is dropped if the criterion says so.  "same": the
+        "auto": for every ``gamma``, both blocks weighted by ``gamma`` (the map's kernel,
+        scaled), the tail left out (``tail_gamma = 0``) and the exact degrees >= 2 left
+        out (``gamma = 0``): an estimate of the high degrees whose noise costs more than
+        its signal is dropped if the criterion says so, and so are exact degrees that
+        only fit noise (on puma32h at 4,096 features, degree 2 exactly and degree 3
+        sketched: the model without degree 2 is the one within 2% of exact kernel
+        ridge).  "same": the
         tail weighted by ``gamma`` only.  A sequence: every pair of ``gammas`` and
         ``tail_gammas``.  When the map has no exact degree >= 2 (text), ``gammas``
         alone weights the tail; with no tail, the exact degrees >= 2.

@@ -53,9 +53,9 @@ def _brute_force(model, X, y, rows=None):
 
 
 #: (gamma, tail_gamma) pairs scored for gammas=(0, 0.5, 1) and tail_gammas="auto": with
-#: exact degrees >= 2 (dense "auto", sparse pairs) the tail at gamma and at 0; without
-#: them (sparse "auto") one weight, the tail's
-_PAIRS_WITH_HIGH = [(0, 0), (0.5, 0.5), (1, 1), (0.5, 0), (1, 0)]
+#: exact degrees >= 2 (dense "auto", sparse pairs) both blocks at gamma, the tail at 0 and
+#: the exact degrees >= 2 at 0; without them (sparse "auto") one weight, the tail's
+_PAIRS_WITH_HIGH = [(0, 0), (0.5, 0.5), (1, 1), (0.5, 0), (1, 0), (0, 0.5), (0, 1)]
 _PAIRS_TAIL_ONLY = [(0, 0), (0.5, 0.5), (1, 1)]
 
 
@@ -89,21 +89,27 @@ def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design, exa
 
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
 def test_every_solver_fits_the_weights_it_is_given(solver):
-    """A single (gamma, tail_gamma) pair of a product grid: the ridge solution at it, and
-    tail_gamma = 0 leaves the tail out (kernel ridge with the exact degrees alone)."""
+    """A single (gamma, tail_gamma) pair of a product grid: the ridge solution at it;
+    tail_gamma = 0 leaves the tail out (kernel ridge with the exact degrees alone), and
+    gamma = 0 the exact degrees >= 2 (the exact degrees 0-1 and the tail)."""
     X, y = _data("dense")
-    for tail_gamma in (0.0, 0.7):
-        model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(0.5,),
+    for gamma, tail_gamma in ((0.5, 0.0), (0.5, 0.7), (0.0, 0.7)):
+        model = NTKRidge(_sketch(), solver=solver, alphas=(0.1,), gammas=(gamma,),
                          tail_gammas=(tail_gamma,)).fit(X, y)
         fm = model.feature_map_
         assert 2 in fm.exact_degrees_ and fm.n_exact_features_ < fm._n_features_out
-        assert (model.gamma_, model.tail_gamma_) == (0.5, tail_gamma)
+        assert (model.gamma_, model.tail_gamma_) == (gamma, tail_gamma)
         coef, intercept, F = _brute_force(model, X, y)
         tol = 1e-4 if solver == "cg" else 1e-6
         np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=tol,
                                    atol=tol)
+        high = slice(fm.n_linear_features_, fm.n_exact_features_)
         if tail_gamma == 0.0:
             np.testing.assert_array_equal(model.coef_[fm.n_exact_features_:], 0.0)
+            assert np.any(model.coef_[high] != 0.0)
+        if gamma == 0.0:
+            np.testing.assert_array_equal(model.coef_[high], 0.0)
+            assert np.any(model.coef_[fm.n_exact_features_:] != 0.0)
 
 
 def test_a_product_grid_scores_every_pair():
