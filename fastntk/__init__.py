@@ -21,6 +21,7 @@ _LAZY = {
     "TensorSketch": "sketches",
     "PolySketch": "sketches",
     "NTKRandomFeatures": "random_features",
+    "NTKNystroem": "nystroem",
     "sample_leverage_weights": "leverage",
     "NTKSketch": "ntk_sketch",
     "CNTKSketch": "cntk_sketch",
@@ -36,7 +37,7 @@ _OPTIONAL = {
     "dask_transform": "_dask",
 }
 _SUBMODULES = ("arccos", "datasets", "kernels", "sketches", "leverage", "random_features",
-               "ntk_sketch", "cntk_sketch", "polyfit", "ridge", "streaming")
+               "nystroem", "ntk_sketch", "cntk_sketch", "polyfit", "ridge", "streaming")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

@@ -60,6 +60,7 @@ _CLASS_PATHS = {
     "MonomialFeatures": ("fastntk._exact_features", "MonomialFeatures"),
     "SparsePairFeatures": ("fastntk._exact_features", "SparsePairFeatures"),
     "NTKRandomFeatures": ("fastntk.random_features", "NTKRandomFeatures"),
+    "NTKNystroem": ("fastntk.nystroem", "NTKNystroem"),
     "CNTKSketch": ("fastntk.cntk_sketch", "CNTKSketch"),
     "CountSketch": ("fastntk.sketches", "CountSketch"),
     "SRHT": ("fastntk.sketches", "SRHT"),
