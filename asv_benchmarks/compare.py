@@ -253,8 +253,8 @@ def plot(results, path):
     axes = np.atleast_1d(axes)
     # one marker and colour per method across every panel
     methods = [m for m in METHODS if any(r["method"] == m for r in results)]
-    style = {m: (marker, f"C{k}")
-             for k, (m, marker) in enumerate(zip(methods, "os^vD<>ph*XP"))}
+    markers = "os^vD<>ph*XP"
+    style = {m: (markers[k % len(markers)], f"C{k}") for k, m in enumerate(methods)}
     for ax, dataset in zip(axes, datasets):
         for r in (r for r in results if r["dataset"] == dataset):
             marker, colour = style[r["method"]]

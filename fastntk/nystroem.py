@@ -32,6 +32,7 @@ __all__ = ["NTKNystroem"]
 
 #: Rows transformed at a time: bounds the ``rows x n_components`` kernel block.
 _BLOCK_ROWS = 2048
+
 #: Relative cut-off of K_LL's eigenvalues (see _inverse_sqrt).
 _RCOND = 1e-10
 
@@ -75,7 +76,8 @@ class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     Attributes
     ----------
     components_ : ndarray or CSR matrix of shape (n_components_, n_features_in_)
-        The landmark rows.
+        The landmark rows, as given (CSR for sparse input, never densified): the model
+        stores ``n_components_`` rows of the data.
     component_indices_ : ndarray of shape (n_components_,)
         Their rows in the ``X`` of ``fit``, sorted.
     normalization_ : ndarray of shape (n_components_, n_components_)
@@ -113,6 +115,7 @@ class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
     @property
@@ -132,15 +135,17 @@ class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self
         """
-        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=True)
+        X = validate_data(self, X, accept_sparse="csr", dtype=(np.float64, np.float32),
+                          reset=True)
         m = min(self.n_components, X.shape[0])
         # K_LL, its eigenvectors and the factor; a block of rows in transform
-        check_memory(8 * m * (3 * m + _BLOCK_ROWS),
+        check_memory(8 * m * (3 * m + 2 * _BLOCK_ROWS),
                      f"NTKNystroem(n_components={self.n_components})")
         rng = check_random_state(self.random_state)
         self.component_indices_ = np.sort(rng.choice(X.shape[0], m, replace=False))
         self.components_ = X[self.component_indices_]
-        K = ntk_kernel(self.components_, depth=self.depth, kind=self.kind)
+        K = ntk_kernel(self.components_.astype(np.float64), depth=self.depth,
+                       kind=self.kind)
         self.normalization_, self.rank_ = _inverse_sqrt(K)
         self.n_components_ = m
         return self
@@ -154,14 +159,19 @@ class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components_), float64
+        ndarray of shape (n_samples, n_components_)
+            float32 if ``X`` is float32, else float64 (computed in float64 either way).
+            A row's features agree to rounding, not bit for bit, across batches of
+            different sizes.
         """
         check_is_fitted(self)
-        X = validate_rows(self, X, accept_sparse="csr", dtype=np.float64)
-        out = np.empty((X.shape[0], self.n_components_))
+        X = validate_rows(self, X, accept_sparse="csr", dtype=(np.float64, np.float32))
+        out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
+        landmarks = self.components_.astype(np.float64)
         for start in range(0, X.shape[0], _BLOCK_ROWS):
-            rows = X[start:start + _BLOCK_ROWS]
-            out[start:start + rows.shape[0]] = ntk_kernel(
-                rows, self.components_, depth=self.depth, kind=self.kind
-            ) @ self.normalization_
+            rows = X[start:start + _BLOCK_ROWS].astype(np.float64)
+            K = ntk_kernel(rows, landmarks, depth=self.depth, kind=self.kind)
+            # a BLAS product, whose rounding depends on the batch's shape; padding a
+            # request to a fixed shape would cost a full block's product per row
+            out[start:start + rows.shape[0]] = K @ self.normalization_
         return out

@@ -120,3 +120,11 @@ def test_a_landmark_matrix_beyond_memory_is_refused_before_allocation():
     with pytest.raises(ValueError, match=r"NTKNystroem\(n_components=10000000\)"):
         ny.fit(X)
     assert not hasattr(ny, "components_")
+
+
+def test_float32_rows_give_float32_features_of_the_same_values():
+    X = _data()
+    ny = NTKNystroem(depth=2, n_components=10, random_state=0).fit(X)
+    F32 = ny.transform(X.astype(np.float32))
+    assert F32.dtype == np.float32
+    np.testing.assert_allclose(F32, ny.transform(X), rtol=1e-4, atol=1e-4)
