@@ -215,7 +215,9 @@ def _choice(model):
         tail = getattr(model, "tail_gamma_", model.gamma_)
         weights = (f"gamma {model.gamma_:g}" if tail == model.gamma_
                    else f"gamma {model.gamma_:g}, tail {tail:g}")
-        parts.append(f"{weights}, {model.solver_}")
+        # a map without an exact block (Nyström, random features) scores no weight
+        scored = len(getattr(model, "gamma_candidates_", ())) > 1
+        parts.append(f"{weights}, {model.solver_}" if scored else model.solver_)
     return ", ".join(parts)
 
 
