@@ -277,12 +277,12 @@ def plot(results, path):
     fig.savefig(path, dpi=110)
 
 
-#: (train, test) rows.  Exact kernel ridge runs up to ~15,000 training rows here; the
-#: full health set (80/20) is where only the streaming solvers can go.
 _TABULAR = ("puma32h", "compactiv", "ccpp")
 #: Methods for low-dimensional rows only: a wider NTKSketch takes another degree whole
 #: there, and Nyström's cost (a kernel row per landmark) is what few columns afford.
 _TABULAR_ONLY = ("fastntk NTKSketch, twice the width", "fastntk NTKNystroem")
+#: (train, test) rows.  Exact kernel ridge runs up to ~15,000 training rows here; the
+#: full health set (80/20) is where only the streaming solvers can go.
 SPLITS = {"health-tweets": (10_000, 5_000), "health-tweets-full": (50_660, 12_666),
           "trump-tweets": (10_000, 5_000), "rotten-tomatoes": (10_000, 2_808),
           "mnist": (4_000, 1_000), "puma32h": (6_000, 2_192), "compactiv": (6_000, 2_192),

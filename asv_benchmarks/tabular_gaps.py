@@ -10,8 +10,9 @@ Usage::
 For each data set (compare.py's split: standardised, 6,000 training rows) it prints the
 test MSE of kernel ridge with the exact NTK and with the exact polynomial kernels of
 degree 8 and 16 that NTKSketch's ``polyfit`` method fits to the NTK's function (alpha by
-exact leave-one-out on a grid), of NTKRidge on Nyström features of the exact NTK
-(landmarks drawn from the training rows), on NTKSketch features, and on NTKRandomFeatures.
+exact leave-one-out on a grid), and of NTKRidge on NTKNystroem (Nyström features of the
+exact NTK, landmarks drawn from the training rows), NTKSketch and NTKRandomFeatures
+features.
 """
 import argparse
 
@@ -50,27 +51,13 @@ def polynomial_kernel(coef):
     return kernel
 
 
-def nystroem_features(X_train, X_test, m, seed=0):
-    """Nyström features of the exact NTK (depth 2) with ``m`` training rows as landmarks."""
-    from fastntk import ntk_kernel
-
-    landmarks = X_train[np.random.default_rng(seed).choice(len(X_train), m, replace=False)]
-    lam, U = scipy.linalg.eigh(ntk_kernel(landmarks, depth=2))
-    keep = lam > lam.max() * 1e-10
-    W = U[:, keep] / np.sqrt(lam[keep])
-    return (ntk_kernel(X_train, landmarks, depth=2) @ W,
-            ntk_kernel(X_test, landmarks, depth=2) @ W)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", choices=["puma32h", "compactiv", "ccpp"])
     parser.add_argument("--widths", nargs="+", type=int, default=[4096])
     args = parser.parse_args()
 
-    from sklearn.preprocessing import FunctionTransformer
-
-    from fastntk import NTKRandomFeatures, NTKRidge, NTKSketch, ntk_kernel
+    from fastntk import NTKNystroem, NTKRandomFeatures, NTKRidge, NTKSketch, ntk_kernel
 
     for name in args.datasets:
         X, Xt, y, yt, _ = load(name, *SPLITS[name])
@@ -87,12 +74,8 @@ def main():
             mse, alpha = kernel_ridge_mse(kernel(X, X), kernel(Xt, X), y, yt)
             show(f"exact degree-{degree} polynomial kernel", mse, f"alpha {alpha:.3g}")
         for m in args.widths:
-            F, Ft = nystroem_features(X, Xt, min(m, len(X)))
-            model = NTKRidge(FunctionTransformer(), solver="primal").fit(F, y)
-            show(f"Nystroem of the exact NTK, {min(m, len(X))}",
-                 np.mean((model.predict(Ft) - yt) ** 2), f"alpha {model.alpha_:.3g}")
-            for label, feature_map in (("NTKSketch", NTKSketch), ("NTKRandomFeatures",
-                                                                 NTKRandomFeatures)):
+            for label, feature_map in (("NTKNystroem", NTKNystroem), ("NTKSketch", NTKSketch),
+                                       ("NTKRandomFeatures", NTKRandomFeatures)):
                 model = NTKRidge(feature_map(depth=2, n_components=m, random_state=0))
                 model.fit(X, y)
                 show(f"{label} {m}", np.mean((model.predict(Xt) - yt) ** 2),

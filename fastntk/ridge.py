@@ -175,9 +175,10 @@ def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
 
     ``tail_gammas="same"`` pairs every gamma with itself; ``"auto"`` adds, for every
     gamma, the pair with the tail left out ``(g, 0)`` and the pair with the exact degrees
-    >= 2 left out ``(0, g)``; a sequence pairs every gamma with each of its values.  A design with one of the two blocks only (no
-    exact degrees >= 2, as text; or no tail) scores ``(g, g)`` for every gamma; one with
-    neither, only ``(1, 1)``.  Repeated pairs are dropped, the first kept.
+    >= 2 left out ``(0, g)``; a sequence pairs every gamma with each of its values.  A
+    design with one of the two blocks only (no exact degrees >= 2, as text; or no tail)
+    scores ``(g, g)`` for every gamma; one with neither, only ``(1, 1)``.  Repeated pairs
+    are dropped, the first kept.
     """
     if not (has_high or has_tail):
         return np.ones((1, 2))
@@ -225,8 +226,8 @@ class _BaseNTKRidge(BaseEstimator):
 
     def __init__(self, feature_map=None, *, alphas=DEFAULT_ALPHAS, gammas=DEFAULT_GAMMAS,
                  tail_gammas="auto", batch_size=4096, fit_intercept=True, solver="auto",
-                 criterion="auto",
-                 kernel_params=None, random_state=None, n_jobs=None, verbose=False):
+                 criterion="auto", kernel_params=None, random_state=None, n_jobs=None,
+                 verbose=False):
         self.feature_map = feature_map
         self.alphas = alphas
         self.gammas = gammas
@@ -576,9 +577,8 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
         its signal is dropped if the criterion says so, and so are exact degrees that
         only fit noise (on puma32h at 4,096 features, degree 2 exactly and degree 3
         sketched: the model without degree 2 is the one within 2% of exact kernel
-        ridge).  "same": the
-        tail weighted by ``gamma`` only.  A sequence: every pair of ``gammas`` and
-        ``tail_gammas``.  When the map has no exact degree >= 2 (text), ``gammas``
+        ridge).  "same": the tail weighted by ``gamma`` only.  A sequence: every pair of
+        ``gammas`` and ``tail_gammas``.  When the map has no exact degree >= 2 (text), ``gammas``
         alone weights the tail; with no tail, the exact degrees >= 2.
     batch_size : int, default=4096
         Rows transformed at a time in fit, partial_fit and predict (memory
@@ -661,8 +661,7 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
     ----------
     coef_ : ndarray of shape (n_features_out,) or (n_targets, n_features_out)
         Weights on the feature map's output columns (``gamma_`` and ``tail_gamma_`` folded
-        in; not with
-        "exact").
+        in; not with "exact").
     dual_coef_ : ndarray of shape (n_samples,) or (n_targets, n_samples)
         With "exact": prediction is ``K(x, X_fit_) @ dual_coef_.T + intercept_``.
     X_fit_ : ndarray or sparse matrix
