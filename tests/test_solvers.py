@@ -490,3 +490,32 @@ def test_symmetrize_upper_copies_the_upper_triangle_by_blocks():
     full = full + full.T
     stale = np.triu(full) + np.tril(rng.standard_normal((11, 11)), -1)
     np.testing.assert_array_equal(symmetrize_upper(stale, block=4), full)
+
+
+def test_cg_path_keeps_only_the_solutions_it_needs():
+    """A path scores every alpha from the largest down but keeps three solutions at most
+    (each is (d + m) x t: ~0.2 GB with exact pairs of words and 16 classes): the best
+    one, which the refit starts from, and those at the two ends of the alphas visited,
+    from which a widened grid starts."""
+    from fastntk._solvers import Batch
+
+    rng = np.random.default_rng(0)
+    E = sp.random(200, 30, density=0.2, format="csr", random_state=3)
+    T, Y, w = rng.standard_normal((200, 4)), rng.standard_normal((200, 2)), np.ones(200)
+    stats = cg_module.BlockStatistics(30, 4, 2, True, True)
+    stats.update(Batch(E, T, Y, w, 0))
+    system = cg_module._NormalEquations(stats, include_held=False, n_linear=30)
+    path = cg_module._Path(system, stats.held_out(), (1.0, 1.0))
+    alphas = 10.0 ** np.arange(-6, 6.5, 0.5)
+    scores = path.scores(alphas, stop_early=False)
+    assert np.isfinite(scores).all()
+    best = float(alphas[np.argmin(scores)])
+    assert set(path.solutions) == {best, alphas[0], alphas[-1]}
+    # the kept best solution is the one a path scoring only that alpha finds (both to the
+    # path's tolerance, a relative residual of 1e-3)
+    alone = cg_module._Path(system, stats.held_out(), (1.0, 1.0))
+    alone.scores(np.array([best]))
+    kept, direct = path.nearest(best), alone.nearest(best)
+    assert np.linalg.norm(kept - direct) <= 1e-2 * np.linalg.norm(direct)
+    widened = path.scores(alphas[:1] / 10.0, stop_early=False)
+    assert np.isfinite(widened).all() and len(path.solutions) <= 3

@@ -455,7 +455,10 @@ class _Path:
 
     def __init__(self, system, held, weights):
         self.system, self.held, self.weights = system, held, weights
+        # alpha -> solution, only those needed later (see _keep): each is (d + m) x t,
+        # which with a wide exact block (pairs of words) and many targets is ~0.2 GB
         self.solutions = {}
+        self._best = (np.inf, None)                    # (score, alpha) of the path
 
     def solve(self, alpha, start, tol):
         system, weights = self.system, self.weights
@@ -476,12 +479,12 @@ class _Path:
         alphas = np.asarray(alphas, dtype=float)
         out = np.full(len(alphas), np.nan)
         order = np.argsort(-alphas, kind="stable")
-        start = self._nearest(alphas[order[0]])
+        start = self.nearest(alphas[order[0]])
         best, since_best = np.inf, 0
         for k in order:
             start = self.solve(alphas[k], start, _TOL_PATH)
-            self.solutions[float(alphas[k])] = start
             out[k] = self.score(start)
+            self._keep(float(alphas[k]), start, out[k])
             if out[k] < best:
                 best, since_best = out[k], 0
             else:
@@ -490,7 +493,18 @@ class _Path:
                     break
         return out
 
-    def _nearest(self, alpha):
+    def _keep(self, alpha, solution, score):
+        """Store ``solution`` and drop those no longer needed: the refit starts from the
+        best one, and a widened grid from the ends of the alphas visited."""
+        self.solutions[alpha] = solution
+        if score < self._best[0]:
+            self._best = (score, alpha)
+        needed = {self._best[1], min(self.solutions), max(self.solutions)}
+        for visited in [a for a in self.solutions if a not in needed]:
+            del self.solutions[visited]
+
+    def nearest(self, alpha):
+        """The stored solution of the alpha nearest ``alpha`` (log scale), or zeros."""
         if not self.solutions:
             return np.zeros((self.system.d + self.system.stats.n_tail,
                              self.system.stats.n_targets))
@@ -558,7 +572,7 @@ def solve_statistics(stats, spec, n_linear, n_exact):
     alphas, _, k = widen_alphas(lambda new: path.scores(new, stop_early=False),
                                 spec.alphas, scores[g])
     alpha, weights = float(alphas[k]), path.weights
-    start = path.solutions[alpha]
+    start = path.nearest(alpha)
     lam, V = train_system.tail_eigen() if weights[1] else (None, None)
     del best, path, train_system                       # free the single-precision copies
     full = _NormalEquations(stats, include_held=True, n_linear=n_linear)
