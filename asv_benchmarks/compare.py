@@ -135,8 +135,9 @@ def make_method(method, task, m=N_COMPONENTS):
             task))
     if method == "fastntk NTKSketch exact pairs, quarter-decade alphas":
         # the same with the sketched tail at full width and alphas 10^(k/4), 1e-6 .. 1e6:
-        # with an exact degree 2 the leave-one-out optimum of short texts falls between
-        # two half decades (the dropped degrees' diagonal acts as a ridge of ~0.56)
+        # with an exact degree 2 the best alpha of short texts (held-out or leave-one-out)
+        # falls between two half decades (the dropped degrees' diagonal acts as a ridge
+        # of ~0.56)
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=2, random_state=0),
             task, alphas=QUARTER_DECADES))
