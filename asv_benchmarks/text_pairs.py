@@ -3,13 +3,14 @@
 Not an asv benchmark (minutes per data set): run it by hand on a quiet machine::
 
     python asv_benchmarks/text_pairs.py [health-tweets trump-tweets ...] \
-        [--solver krylov] [--n-components 1]
+        [--solver krylov] [--n-components 4096] [--min-pair-df 2] [--depth 2]
 
 For every data set (the splits of ``compare.py``): ``NTKSketch(depth=2,
-exact_degrees=2, n_components=1)``, i.e. the NTK's degrees 0, 1 and 2 exactly (the norm,
-the TF-IDF row and its pairs of words) and practically no sketched tail (or a tail of
-``--n-components``), with ``NTKRidge(Classifier)(solver=...)`` ("krylov": a held-out fold
-over alpha and the weight of the degrees >= 2; "dual": leave-one-out); then
+exact_degrees=2)``, i.e. the NTK's degrees 0, 1 and 2 exactly (the norm, the TF-IDF row
+and its pairs of words held by at least ``--min-pair-df`` training rows) and a sketched
+tail of ``--n-components`` columns (the degrees >= 3), with
+``NTKRidge(Classifier)(solver=...)`` ("krylov": a held-out fold over alpha and the
+weights of the pairs and of the tail; "dual": leave-one-out); then
 scikit-learn's ``RidgeClassifierCV`` / ``RidgeCV`` on the raw TF-IDF with ``compare.py``'s
 17 half decades.  Each fit's CPU and wall seconds in this process, the
 CPU ratio, and the test metric (accuracy, or RMSE for Trump tweets).
@@ -43,14 +44,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=list(SETS), choices=list(SETS))
     parser.add_argument("--solver", default="krylov", choices=["krylov", "dual", "cg"])
-    parser.add_argument("--n-components", type=int, default=1,
+    parser.add_argument("--n-components", type=int, default=4096,
                         help="width of the sketched tail (degrees >= 3)")
+    parser.add_argument("--min-pair-df", type=int, default=2,
+                        help="training rows that must hold a pair of words")
+    parser.add_argument("--depth", type=int, default=2)
     args = parser.parse_args()
     for name in args.datasets:
         load, (n_train, n_test), classification = SETS[name]
         X, Xt, y, yt = datasets.tfidf_split(*load(), n_train=n_train, n_test=n_test)
-        sketch = NTKSketch(depth=2, exact_degrees=2, n_components=args.n_components,
-                           random_state=0)
+        sketch = NTKSketch(depth=args.depth, exact_degrees=2, n_components=args.n_components,
+                           min_pair_df=args.min_pair_df, random_state=0)
         sketch.fit(X[:10]).transform(X[:10])                  # compile before timing
         learner = NTKRidgeClassifier if classification else NTKRidge
         baseline = RidgeClassifierCV if classification else RidgeCV
@@ -59,10 +63,11 @@ def main():
         cpu_ours, wall_ours = _timed_fit(ours, X, y)
         cpu_theirs, wall_theirs = _timed_fit(theirs, X, y)
         what = "accuracy" if classification else "RMSE"
-        print(f"{name} ({n_train}/{n_test}): fastntk pairs + {args.n_components} "
-              f"sketched, solver {args.solver}: {what} "
-              f"{_metric(ours, Xt, yt, classification):.4f} (alpha {ours.alpha_:.3g}, "
-              f"gamma {ours.gamma_:g}, {ours.feature_map_.n_exact_features_} exact "
+        print(f"{name} ({n_train}/{n_test}): fastntk depth {args.depth}, pairs (min_pair_df "
+              f"{args.min_pair_df}) + {args.n_components} sketched, solver {args.solver}: "
+              f"{what} {_metric(ours, Xt, yt, classification):.4f} (alpha "
+              f"{ours.alpha_:.3g}, gamma {ours.gamma_:g}, tail {ours.tail_gamma_:g}, "
+              f"{ours.feature_map_.n_exact_features_} exact "
               f"columns), fit {cpu_ours:.1f} s CPU / {wall_ours:.1f} s wall; "
               f"{baseline.__name__} {_metric(theirs, Xt, yt, classification):.4f} "
               f"(alpha {float(np.ravel(theirs.alpha_)[0]):.3g}), fit {cpu_theirs:.1f} s CPU "

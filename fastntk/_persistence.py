@@ -49,7 +49,7 @@ __all__ = ["ModelFormatError", "ModelVersionError", "CLASSES", "FORMAT_VERSION",
 
 FORMAT = "fastntk-model"
 #: Layout version of the files this fastntk writes (see the compatibility rule).
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _JSON = "model.json"
 
 # name in the file -> (module, attribute); the only classes a file can instantiate
@@ -233,10 +233,18 @@ def _ridge_from_4(state):
     return state
 
 
+def _sketch_from_5(state):
+    """Format 5 gave every pair of columns seen by ``fit`` a column of the exact degree 2
+    (``min_pair_df=1``); format 6 drops, by default, those held by one row."""
+    state.setdefault("min_pair_df", 1)
+    return state
+
+
 #: file format -> class name -> conversion of a decoded state to the next format
 _UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
              3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3},
-             4: {"NTKRidge": _ridge_from_4, "NTKRidgeClassifier": _ridge_from_4}}
+             4: {"NTKRidge": _ridge_from_4, "NTKRidgeClassifier": _ridge_from_4},
+             5: {"NTKSketch": _sketch_from_5}}
 
 
 class _Decoder:

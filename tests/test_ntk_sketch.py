@@ -1,10 +1,13 @@
 """Tests of fastntk.NTKSketch against the exact NTK (fastntk.kernels.ntk_kernel)."""
+import collections
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastntk import NTKRidge, NTKSketch
+from fastntk import _exact_features
 from fastntk import ntk_sketch as ntk_sketch_module
 from fastntk.kernels import ntk_kernel
 from fastntk.ntk_sketch import (_PolynomialSketch, drop_noisy_degrees,
@@ -288,6 +291,8 @@ def test_validation(data):
         NTKSketch(method="exact").fit(data)
     with pytest.raises(ValueError):
         NTKSketch(n_components=0).fit(data)
+    with pytest.raises(ValueError, match="min_pair_df"):
+        NTKSketch(min_pair_df=0).fit(data)
 
 
 @parametrize_with_checks([NTKSketch(n_components=16, method=m, random_state=0)
@@ -364,27 +369,72 @@ def _pairs_brute_force(X, Y):
     return np.divide((X @ Y.T) ** 2, scale, out=np.zeros_like(scale), where=scale > 0)
 
 
-def test_sparse_degree_two_is_exact_over_the_pairs_seen_by_fit():
+def _pair_counts(X):
+    """How many rows of the CSR ``X`` hold each unordered pair of columns ``(i, j)``,
+    ``i <= j`` (a column paired with itself included)."""
+    return collections.Counter((i, j) for r in range(X.shape[0]) for i in X[r].indices
+                               for j in X[r].indices if i <= j)
+
+
+def _pair_features_brute_force(X, pairs, coef2):
+    """``sqrt(a_2) x_i x_j / ||x||`` (times sqrt(2) for ``i != j``) over ``pairs``."""
+    D = X.toarray()
+    norms = np.linalg.norm(D, axis=1)[:, None]
+    F = np.array([[D[r, i] * D[r, j] * (1.0 if i == j else np.sqrt(2.0)) for i, j in pairs]
+                  for r in range(D.shape[0])]).reshape(D.shape[0], len(pairs))
+    return np.sqrt(coef2) * np.divide(F, norms, out=np.zeros_like(F), where=norms > 0)
+
+
+@pytest.mark.parametrize("min_pair_df", [1, 2, 3])
+def test_sparse_degree_two_is_exact_over_the_pairs_enough_fit_rows_hold(min_pair_df):
     X = sp.random(40, 30, density=0.15, format="csr", random_state=1)
     X = (sp.diags((np.arange(40) != 3).astype(float)) @ X).tocsr()  # row 3 zero
     X.eliminate_zeros()
-    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=2, random_state=0).fit(X)
+    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=2, min_pair_df=min_pair_df,
+                       random_state=0).fit(X)
     a = sketch.coef_["ntk"]
-    nnz = np.diff(X.indptr)
     assert sketch.exact_degrees_ == (0, 1, 2) and sketch.n_linear_features_ == 31
-    # one column per distinct pair of columns (with itself) in some row
-    pairs = {(i, j) for r in range(40) for i in X[r].indices for j in X[r].indices if i <= j}
-    assert sketch.n_exact_features_ == 31 + len(pairs) and len(pairs) <= (nnz ** 2).sum()
+    # one column per pair of columns (with itself) that at least min_pair_df rows hold
+    counts = _pair_counts(X)
+    kept = sorted(pair for pair, count in counts.items() if count >= min_pair_df)
+    assert sketch.n_exact_features_ == 31 + len(kept)
+    assert (len(kept) == len(counts)) == (min_pair_df == 1) and kept
     exact, _ = sketch.transform_blocks(X)
     pair_block = exact[:, 31:]
-    np.testing.assert_allclose((pair_block @ pair_block.T).toarray(),
-                               a[2] * _pairs_brute_force(X, X), rtol=1e-12, atol=1e-14)
-    # new rows: inner products with the fit rows are exact (their pairs are all seen)
+    B = _pair_features_brute_force(X, kept, a[2])
+    np.testing.assert_allclose((pair_block @ pair_block.T).toarray(), B @ B.T,
+                               rtol=1e-12, atol=1e-14)
+    if min_pair_df == 1:        # every pair seen: the degree-2 term itself on the fit rows
+        np.testing.assert_allclose(B @ B.T, a[2] * _pairs_brute_force(X, X),
+                                   rtol=1e-12, atol=1e-14)
+    # new rows: inner products with the fit rows are over the same pairs
     Z = sp.random(7, 30, density=0.3, format="csr", random_state=2)
     new, _ = sketch.transform_blocks(Z)
     np.testing.assert_allclose((new[:, 31:] @ pair_block.T).toarray(),
-                               a[2] * _pairs_brute_force(Z, X), rtol=1e-12, atol=1e-14)
+                               _pair_features_brute_force(Z, kept, a[2]) @ B.T,
+                               rtol=1e-12, atol=1e-14)
     assert new.has_sorted_indices
+
+
+def test_pair_counts_add_up_across_the_chunks_of_a_fit(monkeypatch):
+    # a vocabulary collected a few rows at a time counts each pair over all the rows
+    X = sp.random(50, 20, density=0.2, format="csr", random_state=4)
+    whole = NTKSketch(depth=2, n_components=8, exact_degrees=2, min_pair_df=3,
+                      random_state=0).fit(X).exact_.vocabulary
+    monkeypatch.setattr(_exact_features, "_PAIR_CHUNK", 7)
+    chunked = NTKSketch(depth=2, n_components=8, exact_degrees=2, min_pair_df=3,
+                        random_state=0).fit(X).exact_.vocabulary
+    np.testing.assert_array_equal(chunked, whole)
+    assert whole.size == sum(count >= 3 for count in _pair_counts(X).values())
+
+
+def test_a_min_pair_df_above_every_count_leaves_an_empty_pair_block():
+    X = sp.random(10, 20, density=0.2, format="csr", random_state=0)
+    sketch = NTKSketch(depth=2, n_components=8, exact_degrees=2, min_pair_df=11,
+                       random_state=0).fit(X)
+    exact, tail = sketch.transform_blocks(X)
+    assert sketch.n_exact_features_ == sketch.n_linear_features_ == 21
+    assert exact.shape == (10, 21) and tail.shape == (10, 8)
 
 
 def test_auto_takes_no_pairs_of_sparse_rows():
