@@ -42,7 +42,8 @@ def _timed_fit(model, X, y):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="*", default=list(SETS), choices=list(SETS))
+    # checked below: argparse (3.11) checks an empty nargs="*" list against ``choices``
+    parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(SETS)} (all)")
     parser.add_argument("--solver", default="krylov", choices=["krylov", "dual", "cg"])
     parser.add_argument("--n-components", type=int, default=4096,
                         help="width of the sketched tail (degrees >= 3)")
@@ -50,7 +51,10 @@ def main():
                         help="training rows that must hold a pair of words")
     parser.add_argument("--depth", type=int, default=2)
     args = parser.parse_args()
-    for name in args.datasets:
+    unknown = sorted(set(args.datasets) - set(SETS))
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; choose from {list(SETS)}")
+    for name in args.datasets or list(SETS):
         load, (n_train, n_test), classification = SETS[name]
         X, Xt, y, yt = datasets.tfidf_split(*load(), n_train=n_train, n_test=n_test)
         sketch = NTKSketch(depth=args.depth, exact_degrees=2, n_components=args.n_components,

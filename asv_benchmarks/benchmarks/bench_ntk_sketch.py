@@ -86,3 +86,26 @@ class KernelError:
         F = NTKSketch(n_components=n_components, depth=depth, method=method,
                       random_state=0).fit_transform(self.X)
         return float(np.linalg.norm(F @ F.T - self.kernel) / np.linalg.norm(self.kernel))
+
+
+class ExactPairs:
+    """Exact degree 2 of short sparse rows (``exact_degrees=2``): the fit that counts the
+    pairs of columns and the transform through their vocabulary, d = 50,000."""
+
+    params = [[15, 30], [1, 2]]
+    param_names = ["nnz_per_row", "min_pair_df"]
+
+    def setup(self, nnz, min_pair_df):
+        self.X = zipf_csr(size(10_000, 200), 50_000, nnz, seed=5)
+        self.kwargs = dict(depth=2, n_components=256, exact_degrees=2,
+                           min_pair_df=min_pair_df)
+        self.est = _fitted(self.X, **self.kwargs)
+
+    def time_fit(self, nnz, min_pair_df):
+        NTKSketch(random_state=0, n_jobs=1, **self.kwargs).fit(self.X)
+
+    def peakmem_fit(self, nnz, min_pair_df):
+        NTKSketch(random_state=0, n_jobs=1, **self.kwargs).fit(self.X)
+
+    def time_transform(self, nnz, min_pair_df):
+        self.est.transform(self.X)
