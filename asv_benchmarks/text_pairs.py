@@ -13,7 +13,9 @@ tail of ``--n-components`` columns (the degrees >= 3), with
 weights of the pairs and of the tail; "dual": leave-one-out); then
 scikit-learn's ``RidgeClassifierCV`` / ``RidgeCV`` on the raw TF-IDF with ``compare.py``'s
 17 half decades.  Each fit's CPU and wall seconds in this process, the
-CPU ratio, and the test metric (accuracy, or RMSE for Trump tweets).
+CPU ratio, and the test metric (accuracy, or RMSE for Trump tweets); first, how many
+pairs of words the training rows hold and how many of them one row only
+(``--counts-only``: that alone).
 """
 import argparse
 import time
@@ -34,6 +36,14 @@ def _metric(model, X, y, classification):
     return np.mean(pred == y) if classification else np.sqrt(np.mean((pred - y) ** 2))
 
 
+def _pair_counts(name, X):
+    """How many pairs of words the training rows hold, and how many of them one row only."""
+    seen, shared = (NTKSketch(n_components=1, exact_degrees=2, min_pair_df=k).fit(X)
+                    .exact_.n_components for k in (1, 2))
+    return (f"{name}: {seen:,} pairs of words in the training rows, {shared:,} held by two "
+            f"rows or more; {1 - shared / seen:.0%} held by one row only")
+
+
 def _timed_fit(model, X, y):
     cpu, wall = time.process_time(), time.perf_counter()
     model.fit(X, y)
@@ -50,6 +60,8 @@ def main():
     parser.add_argument("--min-pair-df", type=int, default=2,
                         help="training rows that must hold a pair of words")
     parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--counts-only", action="store_true",
+                        help="print the pairs of words of the training rows, fit nothing")
     args = parser.parse_args()
     unknown = sorted(set(args.datasets) - set(SETS))
     if unknown:
@@ -57,6 +69,9 @@ def main():
     for name in args.datasets or list(SETS):
         load, (n_train, n_test), classification = SETS[name]
         X, Xt, y, yt = datasets.tfidf_split(*load(), n_train=n_train, n_test=n_test)
+        print(_pair_counts(name, X), flush=True)
+        if args.counts_only:
+            continue
         sketch = NTKSketch(depth=args.depth, exact_degrees=2, n_components=args.n_components,
                            min_pair_df=args.min_pair_df, random_state=0)
         sketch.fit(X[:10]).transform(X[:10])                  # compile before timing
