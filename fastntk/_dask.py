@@ -173,7 +173,7 @@ def fit(estimator, X, y, sample_weight=None):
     if first is None:
         raise ValueError("X has no rows")
     X_first = fitted._validate_X(X.blocks[first].compute(), reset=True)
-    feature_map = fitted._new_feature_map(X_first)
+    feature_map = fitted._new_feature_map(X_first, pieces=True)
     n = X_first.shape[0]
     solver, _, spec, design = fitted._stream_plan(
         alphas, grids, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))

@@ -70,6 +70,13 @@ _BATCH_BYTES = 64 * 2**20
 # Rows of the fit input whose pairwise cosines decide which degrees are sketched.
 _COSINE_ROWS = 1000
 
+# exact_degrees="auto" on sparse input takes the exact pairs of columns for fit inputs of
+# short rows (a row costs k (k + 1) / 2 pairs: 528 at this mean of k, an eighth of the
+# default tail) and at most this many rows (a one-shot fit keeps its rows' tail, 4 n m
+# bytes, in memory: 1.5 GiB at n_components=4,096).
+_AUTO_PAIRS_MEAN_NNZ = 32
+_AUTO_PAIRS_MAX_ROWS = 100_000
+
 
 def split_widths(coef, n_components):
     """Output width of every degree of a budget-split polynomial sketch.
@@ -168,6 +175,18 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
         wanted |= fits
         widths = tail_widths(wanted)
     return tuple(j for j in sorted(wanted) if coef[j] > 0), widths
+
+
+def takes_exact_pairs(X):
+    """Whether ``exact_degrees="auto"`` represents degree 2 of the sparse ``X`` exactly.
+
+    Yes for short rows (on average at most 32 non-zeros) and at most 100,000 of them:
+    short texts, whose pairs of words are few and carry the degree-2 signal a sketch
+    only estimates.
+    """
+    n_rows = X.shape[0]
+    return (0 < n_rows <= _AUTO_PAIRS_MAX_ROWS
+            and X.nnz <= _AUTO_PAIRS_MEAN_NNZ * n_rows)
 
 
 def represented_degrees(coef, exact, widths):
@@ -455,24 +474,26 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         lowest degrees, in order, while their monomials fit in ``n_components``
         together, then every other degree whose monomials fit in the width a budget
         split would have given it (re-splitting the freed width over the sketched
-        degrees); for sparse input degrees 0 and 1.  An integer ``k`` asks for degrees
-        ``0..k`` (at most 2 for sparse input).  Why: text has cosines near 0, so its
-        kernel is mostly ``a_0 + a_1 t``, which a hashed degree 1 spoils with collisions
-        as large as the signal; a dense low-dimensional input has low degrees of small
-        rank, on which a sketch wastes its width.  Sparse degree 2 (``exact_degrees=2``)
-        is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns that at least
-        ``min_pair_df`` of the rows given to ``fit`` hold (one column per such pair, as a
-        vectoriser's vocabulary of words; the other pairs are dropped at transform).  A
-        row costs its ``k (k + 1) / 2`` pairs (``k`` non-zeros), so the cost grows with
-        the square of a row's length, and a fit from pieces needs statistics of
-        ~``k^4 / 4`` entries a row: that is why it is not the default for sparse input.
-        It is for one-shot fits of short texts (tweets, sentences, titles), where, with
-        the default ``min_pair_df=2`` and :class:`fastntk.NTKRidge`'s default grids, it
-        was the best model measured on three TF-IDF sets of 10,000 rows: above a linear
-        ridge on the raw TF-IDF, and within 0.1 points of exact NTK kernel ridge or above
-        it, at 1.2-2.3x the fit time of degrees 0-1 alone and 10-53% of scikit-learn's
-        RidgeCV's (see the README).  A fit from pieces (``partial_fit``, ``fit_stream``, Dask)
-        learns the vocabulary from its first piece only.
+        degrees); for sparse input degrees 0, 1 and 2 when the rows given to ``fit``
+        are short (on average at most 32 non-zeros) and at most 100,000, else degrees 0
+        and 1.  An integer ``k`` asks for degrees ``0..k`` (at most 2 for sparse
+        input).  Why: text has cosines near 0, so its kernel is mostly ``a_0 + a_1 t``,
+        which a hashed degree 1 spoils with collisions as large as the signal; a dense
+        low-dimensional input has low degrees of small rank, on which a sketch wastes its
+        width.  Sparse degree 2 is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns
+        that at least ``min_pair_df`` of the rows given to ``fit`` hold (one column per
+        such pair, as a vectoriser's vocabulary of words; the other pairs are dropped at
+        transform).  A row costs its ``k (k + 1) / 2`` pairs (``k`` non-zeros), so the
+        cost grows with the square of a row's length: hence the limit on the mean row
+        length.  On short texts (tweets, sentences, titles), with the default
+        ``min_pair_df=2`` and :class:`fastntk.NTKRidge`'s default grids, the pairs were
+        the best model measured on three TF-IDF sets of 10,000 rows: above a linear ridge
+        on the raw TF-IDF, and within 0.1 points of exact NTK kernel ridge or above it,
+        at 1.2-2.3x the fit time of degrees 0-1 alone and 10-53% of scikit-learn's
+        RidgeCV's (see the README).  A fit from pieces (``partial_fit``, ``fit_stream``,
+        Dask) with ``"auto"`` takes degrees 0 and 1 only: the statistics of the pairs
+        have ~``k^4 / 4`` entries a row, without bound in ``n``; an explicit
+        ``exact_degrees=2`` learns the pairs from its first piece only.
     min_pair_df : int, default=2
         With sparse degree 2 exact: the rows given to ``fit`` that must hold a pair of
         columns for it to get a column of the exact block (1: every pair seen).  A pair
@@ -630,8 +651,11 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     def _fit_polyfit(self, rng, X):
         sparse = sp.issparse(X)
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
+        exact_degrees = self.exact_degrees
+        if exact_degrees == "auto" and sparse and takes_exact_pairs(X):
+            exact_degrees = 2
         exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
-                                             sparse, self.exact_degrees)
+                                             sparse, exact_degrees)
         if self.sketch_degrees == "auto" and not sparse:
             widths = drop_noisy_degrees(coef, widths,
                                         lambda degrees: mean_powers_of_cosines(X, degrees))

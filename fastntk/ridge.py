@@ -95,6 +95,20 @@ def _default_feature_map(random_state):
     return NTKSketch(random_state=random_state)
 
 
+def _for_pieces(template, X):
+    """The map a fit from pieces of rows draws from ``template``, whose first piece is ``X``.
+
+    NTKSketch's ``exact_degrees="auto"`` takes sparse degrees 0 and 1 only there: the
+    exact pairs of columns it takes for a one-shot fit of short rows have statistics of
+    ~``k^4 / 4`` entries a row, which grow with ``n``.
+    """
+    from .ntk_sketch import NTKSketch
+    if (sp.issparse(X) and isinstance(template, NTKSketch)
+            and template.method == "polyfit" and template.exact_degrees == "auto"):
+        return clone(template).set_params(exact_degrees=1)
+    return template
+
+
 def _is_streaming(estimator):
     """partial_fit is offered by the feature-map learners, not by exact kernel ridge."""
     return not (isinstance(estimator.feature_map, str)
@@ -300,9 +314,13 @@ class _BaseNTKRidge(BaseEstimator):
         return tqdm(total=total, desc=desc, unit="rows", delay=1.0, leave=False)
 
     # -- fitting -------------------------------------------------------------------------
-    def _new_feature_map(self, X):
+    def _new_feature_map(self, X, pieces=False):
+        """A clone of the feature map fitted on ``X``; ``pieces``: for a fit from pieces
+        of rows, of which ``X`` is the first."""
         template = (self.feature_map if self.feature_map is not None
                     else _default_feature_map(self.random_state))
+        if pieces:
+            template = _for_pieces(template, X)
         return clone(template).fit(X)
 
     def _design(self, feature_map, X, Y, sample_weight, bar, row_offset=0):
@@ -368,7 +386,7 @@ class _BaseNTKRidge(BaseEstimator):
             if hasattr(self, "intercept_"):
                 raise ValueError("this model was trained by fit(), which does not keep its "
                                  "statistics; use partial_fit from a fresh estimator")
-            feature_map, seen, solver = self._new_feature_map(X), 0, None
+            feature_map, seen, solver = self._new_feature_map(X, pieces=True), 0, None
         else:
             feature_map, seen, solver = self.feature_map_, self.n_samples_seen_, self.solver_
             if Y.shape[1] != state.n_targets:
@@ -426,7 +444,7 @@ class _BaseNTKRidge(BaseEstimator):
         with self._progress(None, "features + statistics") as bar:
             for X, Y, sample_weight in chunks:
                 if feature_map is None:
-                    feature_map = self._new_feature_map(X)
+                    feature_map = self._new_feature_map(X, pieces=True)
                     solver, module, spec, first = self._stream_plan(
                         alphas, weights, feature_map, X, Y, sample_weight)
                 design = self._design(feature_map, X, Y, sample_weight, bar,

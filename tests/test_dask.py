@@ -31,10 +31,13 @@ def _dask(X, rows):
     return da.from_array(X, chunks=(rows, -1), asarray=False)
 
 
-def _model(estimator=NTKRidge, solver="auto", feature_map=None):
-    # every degree sketched: with "auto" the first partition's rows choose the degrees
-    feature_map = feature_map or NTKSketch(depth=2, n_components=48, sketch_degrees="all",
-                                           random_state=0)
+def _model(estimator=NTKRidge, solver="auto", feature_map=None, kind="dense"):
+    # every degree sketched: with "auto" the first partition's rows choose the degrees;
+    # sparse rows: degrees 0-1 exact, the map a fit from pieces draws (in memory, "auto"
+    # would take the pairs of columns of these short rows)
+    feature_map = feature_map or NTKSketch(
+        depth=2, n_components=48, sketch_degrees="all", random_state=0,
+        exact_degrees=1 if kind == "sparse" else "auto")
     # fits from pieces score alpha by GCV (one pass); the in-memory primal fit is asked
     # for the same, instead of its default leave-one-out
     criterion = "gcv" if solver == "primal" else "auto"
@@ -46,8 +49,9 @@ def test_default_scheduler_without_a_client():
     """No client: Dask's own scheduler runs the same map-reduce."""
     X, y = _data("sparse")
     with dask.config.set(scheduler="threads"):
-        model = _model(solver="cg").fit(_dask(X, 150), da.from_array(y, chunks=150))
-    assert_same_model(_model(solver="cg").fit(X, y), model)
+        model = _model(solver="cg", kind="sparse").fit(_dask(X, 150),
+                                                       da.from_array(y, chunks=150))
+    assert_same_model(_model(solver="cg", kind="sparse").fit(X, y), model)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +67,8 @@ def client():
 def test_regressor_equals_the_in_memory_fit(client, kind, solver):
     X, y = _data(kind)
     w = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
-    memory = _model(solver=solver).fit(X, y, sample_weight=w)
-    model = _model(solver=solver).fit(_dask(X, 160), da.from_array(y, chunks=100),
+    memory = _model(solver=solver, kind=kind).fit(X, y, sample_weight=w)
+    model = _model(solver=solver, kind=kind).fit(_dask(X, 160), da.from_array(y, chunks=100),
                                       sample_weight=da.from_array(w, chunks=300))
     assert_same_model(memory, model)
     assert model.n_samples_seen_ == X.shape[0] and model.n_features_in_ == X.shape[1]
@@ -77,9 +81,9 @@ def test_regressor_equals_the_in_memory_fit(client, kind, solver):
 def test_classifier_equals_the_in_memory_fit(client, kind, solver):
     X, y = _data(kind)
     labels = np.array(["a", "b", "c"])[np.digitize(y, np.quantile(y, [0.33, 0.66]))]
-    memory = _model(NTKRidgeClassifier, solver=solver).fit(X, labels)
-    model = _model(NTKRidgeClassifier, solver=solver).fit(_dask(X, 200),
-                                                          da.from_array(labels, chunks=200))
+    memory = _model(NTKRidgeClassifier, solver=solver, kind=kind).fit(X, labels)
+    model = _model(NTKRidgeClassifier, solver=solver, kind=kind).fit(
+        _dask(X, 200), da.from_array(labels, chunks=200))
     assert_same_model(memory, model)
     np.testing.assert_array_equal(model.classes_, memory.classes_)
     np.testing.assert_array_equal(model.predict(_dask(X, 300)).compute(), memory.predict(X))
@@ -92,11 +96,11 @@ def test_every_partitioning_gives_the_same_model(client):
     """Uneven chunks, an empty chunk, column chunks (rechunked) and many small chunks."""
     X, y = _data("sparse", n=900)
     yd = da.from_array(y, chunks=450)
-    reference = _model(solver="cg").fit(X, y)
+    reference = _model(solver="cg", kind="sparse").fit(X, y)
     uneven = da.concatenate([_dask(X[:1], 1), _dask(X[1:1], 1), _dask(X[1:404], 403),
                              _dask(X[404:], 100)])
     for Xd in (uneven, da.from_array(X, chunks=(77, 20), asarray=False), _dask(X, 41)):
-        assert_same_model(reference, _model(solver="cg").fit(Xd, yd))
+        assert_same_model(reference, _model(solver="cg", kind="sparse").fit(Xd, yd))
     Xdense, ydense = _data("dense", n=900)
     assert_same_model(_model(solver="primal").fit(Xdense, ydense),
                        _model(solver="primal").fit(da.from_array(Xdense, chunks=(100, 2)),
@@ -164,9 +168,22 @@ def test_bag_of_texts_through_a_hashing_vectorizer(client):
     X = bag_to_dask_array(records.pluck(0), hashing.transform)
     y = bag_to_dask_array(records.pluck(1), np.asarray)
     assert X.shape == (400, 256) and sp.issparse(X._meta) and X.numblocks == (5, 1)
-    model = _model(solver="cg").fit(X, y)
-    assert_same_model(_model(solver="cg").fit(hashing.transform(texts), labels), model,
+    model = _model(solver="cg", kind="sparse").fit(X, y)
+    assert_same_model(_model(solver="cg", kind="sparse").fit(hashing.transform(texts), labels),
+                      model,
                       hashing.transform(texts))
+
+
+def test_auto_exact_degrees_of_a_dask_fit_leave_out_the_pairs(client):
+    """A Dask fit is a fit from pieces: on short sparse rows "auto" takes degrees 0-1,
+    where the in-memory fit takes the exact pairs of columns too."""
+    X, y = _data("sparse")
+    auto = NTKSketch(depth=2, n_components=48, sketch_degrees="all", random_state=0)
+    model = _model(solver="cg", feature_map=auto).fit(_dask(X, 160), da.from_array(y, 160))
+    assert model.feature_map_.exact_degrees_ == (0, 1)
+    assert _model(solver="cg", feature_map=auto).fit(X, y).feature_map_.exact_degrees_ == (
+        0, 1, 2)
+    assert_same_model(_model(solver="cg", kind="sparse").fit(X, y), model)
 
 
 def test_dask_transform_is_lazy_and_equal(client):

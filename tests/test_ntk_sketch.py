@@ -437,10 +437,35 @@ def test_a_min_pair_df_above_every_count_leaves_an_empty_pair_block():
     assert exact.shape == (10, 21) and tail.shape == (10, 8)
 
 
-def test_auto_takes_no_pairs_of_sparse_rows():
-    X = sp.random(20, 500, density=0.01, format="csr", random_state=0)
-    sketch = NTKSketch(n_components=64, depth=2).fit(X)
-    assert sketch.exact_degrees_ == (0, 1) and sketch.n_exact_features_ == 501
+def _rows_of_length(n_rows, n_features, length, seed=0):
+    """CSR rows of exactly ``length`` non-zeros each."""
+    rng = np.random.default_rng(seed)
+    indices = np.concatenate([np.sort(rng.choice(n_features, length, replace=False))
+                              for _ in range(n_rows)])
+    return sp.csr_matrix((rng.random(n_rows * length) + 0.1, indices,
+                          np.arange(n_rows + 1) * length), shape=(n_rows, n_features))
+
+
+@pytest.mark.parametrize("length, exact", [(1, (0, 1, 2)), (32, (0, 1, 2)),
+                                           (33, (0, 1))])
+def test_auto_takes_the_pairs_of_short_sparse_rows_only(length, exact):
+    """Rows of at most 32 non-zeros on average: degree 2 exact (the pairs of columns);
+    longer rows: degrees 0 and 1, the pairs' cost growing with the square of the length."""
+    X = _rows_of_length(40, 60, length)
+    auto = NTKSketch(n_components=64, depth=2, random_state=0).fit(X)
+    explicit = NTKSketch(n_components=64, depth=2, random_state=0,
+                         exact_degrees=max(exact)).fit(X)
+    assert auto.exact_degrees_ == exact
+    assert auto.n_exact_features_ == explicit.n_exact_features_
+    np.testing.assert_array_equal(auto.transform(X).toarray(),
+                                  explicit.transform(X).toarray())
+
+
+def test_auto_takes_no_pairs_of_too_many_rows(monkeypatch):
+    monkeypatch.setattr(ntk_sketch_module, "_AUTO_PAIRS_MAX_ROWS", 39)
+    X = _rows_of_length(40, 60, 5)
+    assert NTKSketch(n_components=64, depth=2).fit(X).exact_degrees_ == (0, 1)
+    assert NTKSketch(n_components=64, depth=2).fit(X[:39]).exact_degrees_ == (0, 1, 2)
 
 
 def test_predictions_through_the_exact_block_product_match_the_features():

@@ -54,14 +54,15 @@ def _brute_force(model, X, y, rows=None):
 
 #: (gamma, tail_gamma) pairs scored for gammas=(0, 0.5, 1) and tail_gammas="auto": with
 #: exact degrees >= 2 (dense "auto", sparse pairs) both blocks at gamma, the tail at 0 and
-#: the exact degrees >= 2 at 0; without them (sparse "auto") one weight, the tail's
+#: the exact degrees >= 2 at 0; without them (sparse degrees 0-1) one weight, the tail's
 _PAIRS_WITH_HIGH = [(0, 0), (0.5, 0.5), (1, 1), (0.5, 0), (1, 0), (0, 0.5), (0, 1)]
 _PAIRS_TAIL_ONLY = [(0, 0), (0.5, 0.5), (1, 1)]
 
 
-# sparse with exact_degrees=2: the exact pairs of columns, which gamma weights
+# sparse with exact_degrees=2 (and "auto" on these short rows): the exact pairs of
+# columns, which gamma weights
 @pytest.mark.parametrize("design, exact_degrees",
-                         [("dense", "auto"), ("sparse", "auto"), ("sparse", 2)])
+                         [("dense", "auto"), ("sparse", 1), ("sparse", 2), ("sparse", "auto")])
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
 def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design, exact_degrees):
     X, y = _data(design)
@@ -73,8 +74,7 @@ def test_every_solver_gives_the_ridge_solution_at_its_choice(solver, design, exa
         return
     model.fit(X, y)
     assert model.solver_ == solver
-    pairs = _PAIRS_TAIL_ONLY if (design, exact_degrees) == ("sparse", "auto") else (
-        _PAIRS_WITH_HIGH)
+    pairs = _PAIRS_TAIL_ONLY if exact_degrees == 1 else _PAIRS_WITH_HIGH
     np.testing.assert_array_equal(model.gamma_candidates_, pairs)
     assert model.cv_values_.shape == (len(pairs), 3)
     best = np.unravel_index(np.nanargmin(model.cv_values_), model.cv_values_.shape)
@@ -204,7 +204,7 @@ def test_gamma_zero_is_a_linear_ridge_on_the_norm_and_the_row(solver):
 
 @pytest.mark.filterwarnings("ignore:the best alpha")   # the pairs of 64 rows interpolate
 @pytest.mark.parametrize("design, exact_degrees",
-                         [("dense", "auto"), ("sparse", "auto"), ("sparse", 2)])
+                         [("dense", "auto"), ("sparse", 1), ("sparse", 2)])
 def test_krylov_scores_every_alpha_as_a_brute_force_fit_on_the_other_rows(design,
                                                                           exact_degrees):
     X, y = _data(design, n=80)
@@ -230,8 +230,10 @@ def test_krylov_weights_rows_as_repeating_them():
     weights = np.where(np.arange(100) % 3 == 0, 2.0, 1.0)
     repeated = np.concatenate([np.arange(100), np.flatnonzero(weights == 2.0)])
     grid = dict(solver="krylov", alphas=(0.1,), gammas=(1.0,))
-    weighted = NTKRidge(_sketch(), **grid).fit(X, y, sample_weight=weights)
-    copied = NTKRidge(_sketch(), **grid).fit(X[repeated], y[repeated])
+    # degrees 0-1: the pairs a map keeps depend on how many rows hold them, which
+    # repeating rows changes and weighting them does not
+    weighted = NTKRidge(_sketch(exact_degrees=1), **grid).fit(X, y, sample_weight=weights)
+    copied = NTKRidge(_sketch(exact_degrees=1), **grid).fit(X[repeated], y[repeated])
     np.testing.assert_allclose(weighted.predict(X), copied.predict(X), rtol=1e-6,
                                atol=1e-6)
 
@@ -295,7 +297,7 @@ def test_an_exact_block_too_wide_for_cg_names_the_limit(monkeypatch):
     X, y = _data("sparse")
     monkeypatch.setattr(cg_module, "MAX_CROSS_BYTES", 1000)
     with pytest.raises(ValueError, match="HashingVectorizer"):
-        NTKRidge(_sketch(), solver="cg").fit(X, y)
+        NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
     with pytest.raises(ValueError, match="exact_degrees=1"):
         NTKRidge(_sketch(exact_degrees=2), solver="cg").partial_fit(X, y)
 
@@ -307,6 +309,22 @@ def test_a_one_shot_fit_keeping_its_rows_has_no_cross_block_limit(monkeypatch):
     model = NTKRidge(_sketch(exact_degrees=2), solver="cg", alphas=(0.1,),
                      gammas=(1.0,)).fit(X, y)
     assert X.shape[0] < model.feature_map_.n_exact_features_
+    coef, intercept, F = _brute_force(model, X, y)
+    np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=1e-4, atol=1e-4)
+
+
+def test_a_one_shot_fit_with_exact_pairs_keeps_its_rows_at_any_n(monkeypatch):
+    # more rows than exact columns: E^T S E of the pairs (~k^4 / 4 entries a row) is
+    # never formed, the products go through the rows
+    X = sp.random(300, 10, density=0.3, format="csr", random_state=2)
+    y = X[:, 0].toarray().ravel() * X[:, 1].toarray().ravel() + X[:, 2].toarray().ravel()
+    kept = []
+    accumulate = cg_module.accumulate
+    monkeypatch.setattr(cg_module, "accumulate", lambda *args: kept.append(args[3])
+                        or accumulate(*args))
+    model = NTKRidge(_sketch(exact_degrees=2), solver="cg", alphas=(0.1,),
+                     gammas=(1.0,)).fit(X, y)
+    assert X.shape[0] > model.feature_map_.n_exact_features_ and kept == [True]
     coef, intercept, F = _brute_force(model, X, y)
     np.testing.assert_allclose(model.predict(X), F @ coef + intercept, rtol=1e-4, atol=1e-4)
 
@@ -347,9 +365,9 @@ def test_cg_fit_through_kept_rows_equals_the_statistics(monkeypatch):
     accumulate = cg_module.accumulate
     monkeypatch.setattr(cg_module, "accumulate", lambda *args: kept.append(args[3])
                         or accumulate(*args))
-    fitted = NTKRidge(_sketch(), solver="cg").fit(X, y)
+    fitted = NTKRidge(_sketch(exact_degrees=1), solver="cg").fit(X, y)
     assert kept == [True]
-    streamed = NTKRidge(_sketch(), solver="cg").partial_fit(X, y)
+    streamed = NTKRidge(_sketch(exact_degrees=1), solver="cg").partial_fit(X, y)
     assert streamed._statistics.cross is not None and not streamed._statistics.keep_rows
     assert (fitted.alpha_, fitted.gamma_) == (streamed.alpha_, streamed.gamma_)
     np.testing.assert_allclose(fitted.predict(X), streamed.predict(X), rtol=1e-5, atol=1e-6)

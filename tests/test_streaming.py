@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.base import clone
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from _same_model import assert_same_model, interaction_data
@@ -27,10 +28,13 @@ def _data(kind, n=600, seed=0):
     return interaction_data(kind, n, 70, 0.08, seed)
 
 
-def _model(estimator=NTKRidge, solver="auto", **kwargs):
+def _model(estimator=NTKRidge, solver="auto", kind="dense", **kwargs):
     # every degree sketched: with "auto" the first piece's rows choose the degrees
-    # (test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit)
-    sketch = NTKSketch(depth=2, n_components=48, sketch_degrees="all", random_state=0)
+    # (test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit); sparse
+    # rows: degrees 0-1 exact, the map a fit from pieces draws (in memory, "auto" would
+    # take the pairs of columns of these short rows)
+    sketch = NTKSketch(depth=2, n_components=48, sketch_degrees="all", random_state=0,
+                       exact_degrees=1 if kind == "sparse" else "auto")
     # fits from pieces score alpha by GCV (one pass); the in-memory primal fit is asked
     # for the same, instead of its default leave-one-out
     kwargs.setdefault("criterion", "gcv" if solver == "primal" else "auto")
@@ -47,12 +51,32 @@ def test_fit_stream_equals_fit(kind, solver):
     X, y = _data(kind)
     w = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
     cuts = [0, 1, 70, 71, 333, 600]                  # not aligned with batch_size=64
-    memory = _model(solver=solver).fit(X, y, sample_weight=w)
-    stream = _model(solver=solver).fit_stream(_pieces(X, y, cuts, w))
+    memory = _model(solver=solver, kind=kind).fit(X, y, sample_weight=w)
+    stream = _model(solver=solver, kind=kind).fit_stream(_pieces(X, y, cuts, w))
     assert_same_model(memory, stream, X)
     assert stream.n_samples_seen_ == X.shape[0] and stream.n_features_in_ == X.shape[1]
     np.testing.assert_allclose(stream.predict(X), memory.predict(X), atol=1e-5)
     assert not hasattr(stream, "_statistics")         # freed, as by fit
+
+
+def test_auto_exact_degrees_of_a_fit_from_pieces_leave_out_the_pairs():
+    """On short sparse rows, "auto" takes the exact pairs of columns in a one-shot fit and
+    degrees 0-1 in a fit from pieces (whose statistics of the pairs grow with n): that fit
+    is the in-memory fit with exact_degrees=1."""
+    X, y = _data("sparse")
+    auto = NTKSketch(depth=2, n_components=48, sketch_degrees="all", random_state=0)
+    make = lambda sketch: NTKRidge(sketch, solver="cg", gammas=(0.5, 1.0),  # noqa: E731
+                                   batch_size=64)
+    assert make(auto).fit(X, y).feature_map_.exact_degrees_ == (0, 1, 2)
+    memory = make(clone(auto).set_params(exact_degrees=1)).fit(X, y)
+    stream = make(auto).fit_stream(_pieces(X, y, [0, 70, 333, 600]))
+    pieces = make(auto).partial_fit(X[:300], y[:300]).partial_fit(X[300:], y[300:])
+    for model in (stream, pieces):
+        assert model.feature_map_.exact_degrees_ == (0, 1)
+        assert model.feature_map_.get_params()["exact_degrees"] == 1
+    assert auto.exact_degrees == "auto"                  # the template is left as it was
+    assert_same_model(memory, stream, X)
+    np.testing.assert_allclose(pieces.predict(X), memory.predict(X), atol=1e-5)
 
 
 def test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit(monkeypatch):
@@ -75,8 +99,8 @@ def test_a_first_piece_holding_the_cosine_rows_chooses_the_degrees_of_fit(monkey
 def test_classifier_fit_stream_equals_fit(kind, solver):
     X, y = _data(kind)
     labels = np.digitize(y, np.quantile(y, [0.33, 0.66]))
-    memory = _model(NTKRidgeClassifier, solver=solver).fit(X, labels)
-    stream = _model(NTKRidgeClassifier, solver=solver).fit_stream(
+    memory = _model(NTKRidgeClassifier, solver=solver, kind=kind).fit(X, labels)
+    stream = _model(NTKRidgeClassifier, solver=solver, kind=kind).fit_stream(
         _pieces(X, labels, [0, 250, 600]), classes=[0, 1, 2])
     assert_same_model(memory, stream)
     np.testing.assert_array_equal(stream.predict(X), memory.predict(X))
@@ -263,9 +287,9 @@ def test_fit_from_a_file_holds_one_chunk_at_a_time(tmp_path):
             yield X_chunk, y_chunk
 
     chunks = watched(read_chunks(path, chunk_rows=128, n_features=70, zero_based=True))
-    stream = _model(solver="cg").fit_stream(chunks)
+    stream = _model(solver="cg", kind="sparse").fit_stream(chunks)
     Xf, yf = load_svmlight_file(str(path), n_features=70, zero_based=True)
-    memory = _model(solver="cg").fit(Xf, yf)
+    memory = _model(solver="cg", kind="sparse").fit(Xf, yf)
     assert_same_model(memory, stream)
     assert max(seen) == 128 and sum(seen) == 600 and len(seen) == 5
 
@@ -289,7 +313,9 @@ def test_cli_fit_stream_equals_the_in_memory_fit(tmp_path, capsys):
         dump_svmlight_file(X[a:b], y[a:b], str(parts / f"part{k}.svm"), zero_based=False)
     dump_svmlight_file(X[:800], y[:800], str(tmp_path / "all.svm"), zero_based=False)
     dump_svmlight_file(X[800:], y[800:], str(tmp_path / "test.svm"), zero_based=False)
-    common = ["--task", "regression", "--n-components", 64, "--one-based", "--quiet"]
+    # degrees 0-1 exact, which a streamed fit takes for "auto"
+    common = ["--task", "regression", "--n-components", 64, "--one-based", "--quiet",
+              "--exact-degrees", 1]
     code, out, err = _cli(["fit", parts, "--stream", "--chunk-rows", 128,
                            "--out", tmp_path / "s.model", *common], capsys)
     assert code == 0, err

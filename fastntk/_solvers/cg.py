@@ -31,8 +31,8 @@ non-zeros per row: the sparse one is symmetric, so half of it is all a product n
 two ``m x m`` arrays, the held-out rows, and a batch.
 
 A one-shot fit (not :meth:`NTKRidge.partial_fit`, not a distributed fit) with fewer
-training rows than exact columns (text: n below the vocabulary size) keeps the rows
-instead of ``C``: ``E`` (sparse, as given) and ``T`` (single precision), ``4 n m`` bytes
+training rows than exact columns (text: n below the vocabulary size), or with exact
+pairs of columns in a sparse exact block, keeps the rows instead of ``C``: ``E`` (sparse, as given) and ``T`` (single precision), ``4 n m`` bytes
 against ``4 d m``.  The products with ``C`` then go through the rows, ``E^T S (T B)`` and
 ``T^T S (E A)``, which reads less memory at every iteration; the solution is the same.
 So do those with ``E^T S E`` (``E^T S (E A)``, never formed for a sparse ``E``): with the
@@ -535,8 +535,11 @@ def accumulate(design, spec, state=None, keep_rows=False):
 @register("cg")
 def solve(design, spec, state=None):
     """Block-CG ridge from streaming statistics, (alpha, gamma) by a held-out fold."""
-    keep_rows = (state is None and not spec.resumable and design.n_tail > 0
-                 and design.n_samples < design.n_exact)
+    # the rows are kept when they are smaller than C (n below the exact width), or when
+    # E^T S E has no bound: exact pairs of columns, ~k^4 / 4 entries a row
+    pairs = design.sparse_exact and design.n_linear < design.n_exact
+    keep_rows = (state is None and not spec.resumable
+                 and ((design.n_tail > 0 and design.n_samples < design.n_exact) or pairs))
     check(design, spec, keep_rows)
     solution = solve_statistics(accumulate(design, spec, state, keep_rows), spec,
                                 design.n_linear, design.n_exact)
