@@ -125,13 +125,11 @@ def make_method(method, task, m=N_COMPONENTS):
         return make_pipeline(flatten, _ntk_ridge(
             fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=0, random_state=0),
             task))
-    if method in ("fastntk NTKSketch exact pairs", "fastntk NTKSketch exact pairs depth 1"):
-        # degrees 0, 1, 2 exactly (on text: the norm, the row, its pairs of words held by
-        # at least two training rows) and the sketched tail: for short sparse rows, whose
-        # degree 2 is cheap to compute exactly
-        depth = 1 if method.endswith("depth 1") else 2
+    if method == "fastntk NTKSketch exact_degrees=1":
+        # degrees 0 and 1 exact, the rest sketched: what "auto" takes for long sparse rows
+        # and for fits from pieces, where the default takes the pairs of words of short texts
         return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=depth, n_components=m, exact_degrees=2, random_state=0),
+            fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=1, random_state=0),
             task))
     if method == "fastntk NTKNystroem":
         # landmarks: the exact kernel on their span, no polynomial in the cosine
@@ -168,8 +166,7 @@ METHODS = [
     "fastntk NTKSketch every degree",
     "fastntk NTKSketch, twice the width",
     "fastntk NTKSketch exact_degrees=0",
-    "fastntk NTKSketch exact pairs",
-    "fastntk NTKSketch exact pairs depth 1",
+    "fastntk NTKSketch exact_degrees=1",
     "fastntk NTKRandomFeatures",
     "fastntk NTKNystroem",
     "fastntk CNTKSketch",
@@ -286,9 +283,9 @@ _TABULAR = ("puma32h", "compactiv", "ccpp")
 #: Methods for low-dimensional rows only: a wider NTKSketch takes another degree whole
 #: there, and Nyström's cost (a kernel row per landmark) is what few columns afford.
 _TABULAR_ONLY = ("fastntk NTKSketch, twice the width", "fastntk NTKNystroem")
-#: Methods for sparse (text) rows only: an exact degree 2 of dense rows is their
-#: C(d + 1, 2) monomials, not the pairs of words a row holds.
-_TEXT_ONLY = ("fastntk NTKSketch exact pairs", "fastntk NTKSketch exact pairs depth 1")
+#: Methods for sparse (text) rows only: the default without the pairs of words of short
+#: texts (on dense rows "auto" chooses among the monomials instead).
+_TEXT_ONLY = ("fastntk NTKSketch exact_degrees=1",)
 #: (train, test) rows.  Exact kernel ridge runs up to ~15,000 training rows here; the
 #: full health set (80/20) is where only the streaming solvers can go.
 SPLITS = {"health-tweets": (10_000, 5_000), "health-tweets-full": (50_660, 12_666),

@@ -10,10 +10,13 @@ Measures, in one run and against scikit-learn baselines measured in the same run
   NTKRidge + NTKRandomFeatures and sklearn Ridge on the same rows (wall clock);
 * model file sizes.
 
-The data are CSR rows of 10^5 features with 50 non-zeros each (text-like), 2,000 for
-training.  Usage::
+The data (``--data``): ``zipf``, CSR rows of 10^5 features with 50 non-zeros each
+(text-like), 2,000 for training; or ``tweets``, the TF-IDF rows of the health tweets
+(15 non-zeros a row on average), 10,000 for training, on which the default NTKSketch
+takes the exact pairs of words.  Usage::
 
-    PYTHONPATH=$PWD python asv_benchmarks/serving.py [--cache-dir DIR] [--repeats 3]
+    PYTHONPATH=$PWD python asv_benchmarks/serving.py [--cache-dir DIR] [--repeats 3] \
+        [--data zipf]
 
 ``--cache-dir`` reuses a cache already filled by ``fastntk warmup --cache-dir DIR``
 (the warm-up takes minutes); by default a temporary one is filled first.
@@ -67,6 +70,16 @@ def _data(n, d=100_000, nnz=50, seed=0):
     return X, np.asarray(X @ w).ravel() + 0.1 * rng.standard_normal(n)
 
 
+def _tweets():
+    """Training and new rows of the health tweets (TF-IDF); the target is the label's code."""
+    from fastntk import datasets
+
+    texts, labels = datasets.load_health_tweets()
+    X, X_new, y, _ = datasets.tfidf_split(texts, labels, n_train=10_000, n_test=1_100)
+    y = np.unique(y, return_inverse=True)[1].astype(float)     # the source, as a number
+    return (X, y), (X_new, None)
+
+
 def _cold(script, model_path, row_path, env):
     """Wall seconds of a fresh process to its first prediction, and its peak RSS (MiB,
     Linux's VmHWM)."""
@@ -94,6 +107,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", choices=("zipf", "tweets"), default="zipf")
     args = parser.parse_args()
 
     from sklearn.kernel_approximation import Nystroem
@@ -113,8 +127,8 @@ def main():
                        env=env, check=True, capture_output=True)
         print(f"fastntk warmup --cache-dir {cache}: {time.perf_counter() - start:.0f} s")
 
-    X, y = _data(2000)
-    X_new, _ = _data(1100, seed=1)
+    (X, y), (X_new, _) = (_tweets() if args.data == "tweets"
+                          else (_data(2000), _data(1100, seed=1)))
     row_path = os.path.join(work, "row.npz")
     sp.save_npz(row_path, X_new[:1])
     alphas = (1e-2, 1e-1, 1.0, 10.0)
@@ -132,6 +146,10 @@ def main():
     with open(sk_path, "wb") as f:
         pickle.dump(nystroem, f, protocol=pickle.HIGHEST_PROTOCOL)
 
+    print(f"data {args.data}: {X.shape[0]} training rows, {X.shape[1]} features, "
+          f"{X.nnz / X.shape[0]:.1f} non-zeros a row; NTKSketch exact degrees "
+          f"{sketch.feature_map_.exact_degrees_}, {sketch.feature_map_.n_exact_features_} "
+          f"exact columns")
     print(f"fastntk {fastntk.__version__}; wall clock; load average at start "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.repeats} repeats, "
           f"median")

@@ -5,8 +5,9 @@ Not an asv benchmark (minutes per data set): run it by hand on a quiet machine::
     python asv_benchmarks/text_pairs.py [health-tweets trump-tweets ...] \
         [--solver krylov] [--n-components 4096] [--min-pair-df 2] [--depth 2]
 
-For every data set (the splits of ``compare.py``): ``NTKSketch(depth=2,
-exact_degrees=2)``, i.e. the NTK's degrees 0, 1 and 2 exactly (the norm, the TF-IDF row
+For every data set (the splits of ``compare.py``): the default ``NTKSketch(depth=2)``,
+whose ``exact_degrees="auto"`` takes, on these short texts, the NTK's degrees 0, 1 and 2
+exactly (the norm, the TF-IDF row
 and its pairs of words held by at least ``--min-pair-df`` training rows) and a sketched
 tail of ``--n-components`` columns (the degrees >= 3), with
 ``NTKRidge(Classifier)(solver=...)`` ("krylov": a held-out fold over alpha and the
@@ -72,7 +73,7 @@ def main():
         print(_pair_counts(name, X), flush=True)
         if args.counts_only:
             continue
-        sketch = NTKSketch(depth=args.depth, exact_degrees=2, n_components=args.n_components,
+        sketch = NTKSketch(depth=args.depth, n_components=args.n_components,
                            min_pair_df=args.min_pair_df, random_state=0)
         sketch.fit(X[:10]).transform(X[:10])                  # compile before timing
         learner = NTKRidgeClassifier if classification else NTKRidge
@@ -82,8 +83,9 @@ def main():
         cpu_ours, wall_ours = _timed_fit(ours, X, y)
         cpu_theirs, wall_theirs = _timed_fit(theirs, X, y)
         what = "accuracy" if classification else "RMSE"
-        print(f"{name} ({n_train}/{n_test}): fastntk depth {args.depth}, pairs (min_pair_df "
-              f"{args.min_pair_df}) + {args.n_components} sketched, solver {args.solver}: "
+        print(f"{name} ({n_train}/{n_test}): fastntk depth {args.depth}, exact degrees "
+              f"{ours.feature_map_.exact_degrees_} (min_pair_df {args.min_pair_df}) + "
+              f"{args.n_components} sketched, solver {args.solver}: "
               f"{what} {_metric(ours, Xt, yt, classification):.4f} (alpha "
               f"{ours.alpha_:.3g}, gamma {ours.gamma_:g}, tail {ours.tail_gamma_:g}, "
               f"{ours.feature_map_.n_exact_features_} exact "

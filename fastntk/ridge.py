@@ -36,7 +36,7 @@ How the problem is solved (``solver``)
   gradients on the dual system through products with them, never an ``n x n`` or
   ``p x p`` matrix; one multi-shift run per weighting gives every alpha of the grid,
   alpha and the weights chosen on the same held-out fold as "cg" and refitted on all rows.
-  For wide exact blocks (the pairs of words of texts, ``exact_degrees=2``), whose
+  For wide exact blocks (the pairs of words of short texts), whose
   statistics "cg" cannot hold, at any ``n`` whose rows fit in memory; it is not
   preconditioned, so its iterations grow with ``n``.
 - ``"auto"``: exact kernels take the dual; otherwise the dual when ``n <= p`` and ``n <=
@@ -431,8 +431,8 @@ class _BaseNTKRidge(BaseEstimator):
     def _fit_stream_targets(self, chunks):
         """Fit from an iterable of validated ``(X, Y, sample_weight)`` pieces, one pass.
 
-        The feature map is fitted on the first piece (fastntk's maps read only its width,
-        sparsity and dtype, so this is the map :meth:`fit` would draw); the pieces are
+        The feature map is fitted on the first piece (fastntk's maps read mostly its
+        width, sparsity and dtype; see :meth:`NTKRidge.fit_stream`); the pieces are
         accumulated one after the other into the streaming solver's statistics, each at
         its global row offset, and solved once at the end.  Only one piece is held at a
         time.
@@ -772,8 +772,12 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         maps read only its width, sparsity and dtype (as does sklearn's RBFSampler), and
         are then the maps :meth:`fit` draws; NTKSketch also reads, for dense rows, the
         cosines of the first 1,000 (``sketch_degrees="auto"``) and, with
-        ``exact_degrees=2``, the pairs of columns of its rows.  A map whose fit learns
-        from the data sees the first chunk only.
+        ``exact_degrees=2``, the pairs of columns of its rows.  With
+        ``exact_degrees="auto"`` on sparse rows it takes degrees 0 and 1 only (not the
+        pairs of columns :meth:`fit` takes for short rows, whose statistics grow with
+        the number of rows): the model is then the one :meth:`fit` gives with
+        ``exact_degrees=1``.  A map whose fit learns from the data sees the first chunk
+        only.
         Like :meth:`fit`, the statistics are freed after the solve.
 
         Parameters
@@ -812,8 +816,10 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
     def partial_fit(self, X, y, sample_weight=None):
         """Add a piece of the training data and re-solve.
 
-        The first call fits the feature map on its piece.  Fitting in pieces gives the same
-        model as :meth:`fit` with the same solver on their concatenation, up to rounding.
+        The first call fits the feature map on its piece (as :meth:`fit_stream` does:
+        NTKSketch's ``exact_degrees="auto"`` takes sparse degrees 0 and 1 only).  Fitting
+        in pieces gives the same model as :meth:`fit` with the same solver and map on
+        their concatenation, up to rounding.
 
         Parameters
         ----------
