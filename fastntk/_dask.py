@@ -31,7 +31,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from ._solvers import Design, get_streaming
 from ._validation import check_array
-from .ridge import _feature_blocks, _targets_2d
+from .ridge import _feature_blocks, _targets_2d, keeps_tail
 
 __all__ = ["fit", "predict", "dask_transform", "bag_to_dask_array"]
 
@@ -67,8 +67,9 @@ def _aligned(v, row_chunks, name):
 class _Partition:
     """What every partition task needs: the fitted feature map and the solver's plan."""
 
-    def __init__(self, feature_map, solver, spec, design, n_features, encode):
+    def __init__(self, feature_map, solver, spec, design, n_features, encode, sketched):
         self.feature_map = feature_map
+        self.sketched = sketched                    # whether the design has the tail
         self.solver = solver
         self.spec = spec
         self.batch_size = design.batch_size
@@ -101,7 +102,8 @@ class _Partition:
             Y = self.encode(np.asarray(y))
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
-        design = Design(lambda rows: _feature_blocks(self.feature_map, rows), X, Y,
+        design = Design(lambda rows: _feature_blocks(self.feature_map, rows,
+                                                     sketched=self.sketched), X, Y,
                         sample_weight, self.batch_size, *self.widths, row_offset=offset)
         return get_streaming(self.solver).accumulate(design, self.spec, statistics)
 
@@ -178,7 +180,8 @@ def fit(estimator, X, y, sample_weight=None):
     solver, _, spec, design = fitted._stream_plan(
         alphas, grids, feature_map, X_first, np.zeros((n, n_targets)), np.ones(n))
     task = dask.delayed(_Partition(feature_map, solver, spec, design, X_first.shape[1],
-                                   encode), traverse=False)
+                                   encode, keeps_tail(feature_map, fitted.tail_gammas)),
+                        traverse=False)
     offsets = np.concatenate([[0], np.cumsum(row_chunks)[:-1]]).astype(int)
     X_parts = X.to_delayed().ravel()
     y_parts = y.to_delayed().ravel()
@@ -189,7 +192,7 @@ def fit(estimator, X, y, sample_weight=None):
                                                       design.n_exact)
     solution.state = None                                 # as fit: statistics are freed
     fitted.feature_map_ = feature_map
-    fitted._set_solution(solution, solver)
+    fitted._set_solution(solution, solver, feature_map)
     fitted.n_samples_seen_ = int(sum(row_chunks))
     if not is_classifier(fitted):
         fitted._set_output_shape(np.empty((0,) * y.ndim))

@@ -227,13 +227,42 @@ def mean_powers_of_cosines(X, degrees, n_rows=_COSINE_ROWS):
     return np.array([np.mean(t2 ** j) for j in degrees])
 
 
-def drop_noisy_degrees(coef, widths, mean_powers):
-    """Sketched widths without the degrees whose signal on the data is below their noise.
+def signal_to_noise(coef, widths, mean_powers):
+    """Off-diagonal signal over sketch noise of every sketched degree, on the data.
 
     A sketched degree ``j`` adds ``a_j t^j`` to the kernel of two unit rows of cosine
     ``t``, estimated with variance ``a_j^2 V_j / m_j`` (``V_j`` its variance per
-    coordinate, ``m_j`` its width).  Where ``E[t^(2j)] < V_j / m_j`` over the data's
-    pairs, the degree's off-diagonal part is smaller than the noise its sketch adds;
+    coordinate, ``m_j`` its width): its ratio is ``E[t^(2j)] m_j / V_j`` over the data's
+    pairs.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (degree + 1,)
+    widths : ndarray of int64, shape (degree + 1,)
+        Widths of the sketched degrees (zero for the others).
+    mean_powers : callable
+        ``mean_powers(degrees) -> E[t^(2j)]`` per degree
+        (:func:`mean_powers_of_cosines` of the rows).
+
+    Returns
+    -------
+    dict of int to float
+        The ratio of every degree with width and a positive coefficient (NaN where the
+        data have no two non-zero rows).
+    """
+    degrees = [j for j in range(len(coef)) if widths[j] > 0 and coef[j] > 0]
+    if not degrees:
+        return {}
+    powers = mean_powers(degrees)
+    return {j: float(power * widths[j] / _BLOCK_VARIANCE.get(j, _TREE_VARIANCE))
+            for j, power in zip(degrees, powers)}
+
+
+def drop_noisy_degrees(coef, widths, mean_powers):
+    """Sketched widths without the degrees whose signal on the data is below their noise.
+
+    Where a degree's :func:`signal_to_noise` is below 1, its off-diagonal part on the
+    data is smaller than the noise its sketch adds;
     what is left of it is its diagonal ``a_j``, which acts on a kernel matrix like a
     multiple of the identity, the part of a ridge penalty.  Such degrees are dropped one
     at a time (the lowest signal-to-noise ratio first) and the width re-split over the
@@ -262,8 +291,9 @@ def drop_noisy_degrees(coef, widths, mean_powers):
         return widths
     budget = int(widths[kept].sum())
     while len(kept) > 1:
-        ratio = {j: power[j] * widths[j] / _BLOCK_VARIANCE.get(j, _TREE_VARIANCE)
-                 for j in kept[1:]}
+        candidates = np.zeros_like(widths)               # the lowest degree stays
+        candidates[kept[1:]] = widths[kept[1:]]
+        ratio = signal_to_noise(coef, candidates, lambda degrees: [power[j] for j in degrees])
         worst = min(ratio, key=ratio.get)
         if ratio[worst] >= 1.0:
             break
@@ -544,6 +574,13 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     degrees_ : tuple of int
         Degrees represented, exactly or sketched (polyfit only): the features estimate
         ``sum_{j in degrees_} a_j t^j`` (times the norms).
+    tail_signal_to_noise_ : float
+        Over the pairs of the first 1,000 rows given to ``fit``, the largest ratio, over
+        the sketched degrees, of a degree's off-diagonal part of the kernel to the noise
+        its sketch adds, ``E[t^(2j)] m_j / V_j`` (polyfit; NaN for layerwise, without a
+        sketched degree or without two non-zero rows).  Far below 1, the tail is a noisy
+        multiple of the identity on these data (short texts beside their exact pairs of
+        words: 0.0003 to 0.012); :class:`fastntk.NTKRidge` then leaves it out.
     n_exact_features_ : int
         Width of the exact block: the first ``n_exact_features_`` output columns.
     n_linear_features_ : int
@@ -642,6 +679,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 raise ValueError(f"method='layerwise' has no exact degrees: exact_degrees "
                                  f"must be 'auto' or 0, got {self.exact_degrees!r}")
             self._fit_layerwise(rng)
+            self.tail_signal_to_noise_ = np.nan
             self.exact_degrees_ = ()
             self.n_exact_features_ = self.n_linear_features_ = 0
             self.sparse_output_ = False
@@ -656,9 +694,13 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             exact_degrees = 2
         exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
                                              sparse, exact_degrees)
+        def mean_powers(degrees):
+            return mean_powers_of_cosines(X, degrees)
+
         if self.sketch_degrees == "auto" and not sparse:
-            widths = drop_noisy_degrees(coef, widths,
-                                        lambda degrees: mean_powers_of_cosines(X, degrees))
+            widths = drop_noisy_degrees(coef, widths, mean_powers)
+        self.tail_signal_to_noise_ = max(signal_to_noise(coef, widths, mean_powers).values(),
+                                         default=np.nan)
         self.degrees_ = represented_degrees(coef, exact, widths)
         self.coef_ = {"ntk": coef}
         self.poly_max_error_ = {"ntk": error}
@@ -729,7 +771,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             return tail
         return sp.hstack([exact, sp.csr_matrix(tail)], format="csr")
 
-    def transform_blocks(self, X):
+    def transform_blocks(self, X, *, sketched=True):
         """The exact block and the sketched tail of the features, separately.
 
         ``<phi(x), phi(y)> = <E(x), E(y)> + <T(x), T(y)>``: the exact block ``E`` carries
@@ -740,6 +782,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        sketched : bool, default=True
+            Whether to compute the sketched tail; without it, the tail has no columns
+            (for dense output: only the exact block's), and costs nothing.
 
         Returns
         -------
@@ -754,13 +799,13 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         check_is_fitted(self)
         X = validate_rows(self, X, accept_sparse=("csr", "csc", "coo"),
                           dtype=(np.float64, np.float32), order="C")
-        return self._validated_blocks(X)
+        return self._validated_blocks(X, sketched)
 
-    def _validated_blocks(self, X):
+    def _validated_blocks(self, X, sketched=True):
         """:meth:`transform_blocks` of rows already validated (a float32/float64 ndarray
         or canonical CSR of the fitted width): learners that validated their input call
         this, so that a request is checked once."""
-        X, out, norms = self._validated_tail(X)
+        X, out, norms = self._validated_tail(X, sketched)
         if not self.sparse_output_:
             return None, out
         coef = self.coef_["ntk"]
@@ -775,8 +820,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         n_threads = _effective_n_threads(self.n_jobs, X.nnz)
         return self.exact_.transform(X, norms, X.dtype, n_threads)
 
-    def _validated_exact_dot(self, X, W):
-        """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block.
+    def _validated_exact_dot(self, X, W, sketched=True):
+        """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block
+        (``T(X)`` without columns unless ``sketched``).
 
         Only for sparse output, whose exact block is ``[sqrt(a_0) ||x||, sqrt(a_1) x,
         pairs]``: its product with ``W`` (shape ``(n_exact_features_, k)``) is ``sqrt(a_0)
@@ -786,7 +832,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         """
         if not self.sparse_output_:
             return None
-        X, tail, norms = self._validated_tail(X)
+        X, tail, norms = self._validated_tail(X, sketched)
         coef = self.coef_["ntk"]
         product = np.sqrt(coef[0]) * norms[:, None] * W[0]
         head = self.n_linear_features_
@@ -796,13 +842,15 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             product += np.asarray(self._pairs(X, norms) @ W[head:])
         return product, tail
 
-    def _validated_tail(self, X):
-        """The rows (as the exact block reads them), the sketched features, the norms."""
+    def _validated_tail(self, X, sketched=True):
+        """The rows (as the exact block reads them), the dense features (the sketched
+        ones if ``sketched``, after the dense exact block of dense output), the norms."""
         if not sp.issparse(X):
             X = np.ascontiguousarray(X)
         if self.sparse_output_ and not sp.issparse(X):
             X = sp.csr_matrix(X)
-        width = self._n_sketched + (0 if self.sparse_output_ else self.n_exact_features_)
+        width = ((self._n_sketched if sketched else 0)
+                 + (0 if self.sparse_output_ else self.n_exact_features_))
         n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * width * self.degree)
         out = np.empty((X.shape[0], width), dtype=X.dtype)
         norms_all = np.empty(X.shape[0])
@@ -815,13 +863,14 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 # slicing costs more than the kernels for a request of one row
                 rows = X if stop - start == X.shape[0] else X[start:stop]
                 U, norms = _normalized_rows(rows, n_threads, parts)
-                out[start:stop] = self._transform_unit(U)
-                out[start:stop] *= norms[:, None].astype(X.dtype)
+                if width:
+                    out[start:stop] = self._transform_unit(U, sketched)
+                    out[start:stop] *= norms[:, None].astype(X.dtype)
                 norms_all[start:stop] = norms
         return X, out, norms_all
 
-    def _transform_unit(self, U):
-        """Features of unit-norm (or zero) rows."""
+    def _transform_unit(self, U, sketched=True):
+        """Features of unit-norm (or zero) rows (the sketched ones if ``sketched``)."""
         if self.method == "polyfit":
             # each part into its own C-ordered array (the kernels take no strided views)
             parts = [np.empty((U.shape[0], 0), dtype=U.dtype)]
@@ -831,7 +880,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 rows = U.toarray() if sp.issparse(U) else U
                 parts.append(self.exact_.transform(
                     rows, np.empty((U.shape[0], self.n_exact_features_), dtype=U.dtype)))
-            if self._n_sketched:
+            if self._n_sketched and sketched:
                 parts.append(self.sketch_.transform(
                     U, np.empty((U.shape[0], self._n_sketched), dtype=U.dtype)))
             return np.hstack(parts) if len(parts) > 2 else parts[-1]

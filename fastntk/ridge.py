@@ -84,6 +84,13 @@ _EXACT_KERNELS = ("exact", "exact-cntk")
 _DUAL_MAX = 6000
 #: Widest dense design the automatic choice sends to the primal solver.
 _PRIMAL_MAX = 16384
+#: A sketched tail whose every degree's off-diagonal signal on the fit rows is below this
+#: fraction of its sketch noise is left out under tail_gammas="auto" (measured: short
+#: texts beside their exact pairs of words 0.0003-0.012, where the held-out fold chose the
+#: tail's weight 0 on every set; a 32-column regression at 8,192 features 0.0012, also
+#: weight 0; the same at 4,096 features 0.71 and text-like rows hashed to 2^16 columns
+#: 0.55, where the tail helped).
+_TAIL_SIGNAL_MIN = 0.1
 #: Largest n, and dense block (bytes) kept in memory, of the automatic krylov choice.
 _KRYLOV_MAX_ROWS = 20_000
 _KRYLOV_MAX_BYTES = 2 * 2**30
@@ -124,29 +131,52 @@ def _float64(block):
     return np.ascontiguousarray(block, dtype=np.float64)
 
 
-def _feature_blocks(feature_map, X, validated=False):
-    """``(exact, tail)`` float64 feature blocks of the rows ``X``.
+def _feature_blocks(feature_map, X, validated=False, sketched=True):
+    """``(exact, tail)`` float64 feature blocks of the rows ``X`` (``tail`` None when it
+    has no columns).
 
-    Maps with ``transform_blocks`` (fastntk.NTKSketch) give them directly; for any other
-    transformer a sparse output is an exact block and a dense one a tail.  ``validated``:
-    ``X`` was validated by the learner (fastntk's maps then skip their own checks).
+    Maps with ``transform_blocks`` (fastntk.NTKSketch) give them directly, the tail only
+    if ``sketched`` (which only they are asked for); for any other transformer a sparse
+    output is an exact block and a dense one a tail.  ``validated``: ``X`` was validated
+    by the learner (fastntk's maps then skip their own checks).
     """
     if validated and hasattr(feature_map, "_validated_blocks"):
-        exact, full = feature_map._validated_blocks(X)
+        exact, full = (feature_map._validated_blocks(X) if sketched
+                       else feature_map._validated_blocks(X, sketched=False))
+    elif hasattr(feature_map, "transform_blocks"):
+        exact, full = feature_map.transform_blocks(X, sketched=sketched)
+    else:
+        features = feature_map.transform(X)
+        if sp.issparse(features):
+            return _float64(features), None
+        return None, _float64(features)
+    if exact is None:
         head = getattr(feature_map, "n_exact_features_", 0)
-        if exact is None:
-            return _float64(full[:, :head]) if head else None, _float64(full[:, head:])
-        return _float64(exact), _float64(full)
-    if hasattr(feature_map, "transform_blocks"):
-        exact, full = feature_map.transform_blocks(X)
-        if exact is None:
-            head = feature_map.n_exact_features_
-            return _float64(full[:, :head]) if head else None, _float64(full[:, head:])
-        return _float64(exact), _float64(full)
-    features = feature_map.transform(X)
-    if sp.issparse(features):
-        return _float64(features), None
-    return None, _float64(features)
+        exact, full = (full[:, :head] if head else None), full[:, head:]
+    return _float64(exact), (_float64(full) if full.shape[1] else None)
+
+
+def keeps_tail(feature_map, tail_gammas):
+    """Whether a learner with ``tail_gammas`` fits the sketched tail of ``feature_map``.
+
+    Not under ``tail_gammas="auto"`` when the map measured its tail's off-diagonal signal
+    on the fit rows far below the tail's noise (``tail_signal_to_noise_``, fastntk's
+    NTKSketch) and has an exact block to fall back on: the tail is then a noisy multiple
+    of the identity, which the ridge penalty supplies, and leaving it out saves its
+    products in every solver iteration and its sketch in every prediction.
+    """
+    return not (isinstance(tail_gammas, str) and tail_gammas == "auto"
+                and getattr(feature_map, "n_exact_features_", 0) > 0
+                and getattr(feature_map, "tail_signal_to_noise_", np.nan) < _TAIL_SIGNAL_MIN)
+
+
+def _with_tail_zeros(coef, feature_map):
+    """``coef`` (rows: the design's columns) with zero rows for a tail left out of the
+    design, so that it covers every output column of ``feature_map``."""
+    n_out = feature_map.n_exact_features_ + feature_map._n_sketched
+    if coef is None or coef.shape[0] == n_out:
+        return coef
+    return np.vstack([coef, np.zeros((n_out - coef.shape[0], coef.shape[1]))])
 
 
 def _is_dask(data):
@@ -328,10 +358,11 @@ class _BaseNTKRidge(BaseEstimator):
         if feature_map is None:                          # exact kernel ridge
             return Design(None, X, Y, sample_weight, self.batch_size, 0, 0, False,
                           kernel=lambda: self._kernel(X), progress=progress)
-        exact, tail = _feature_blocks(feature_map, X[:1])
+        sketched = keeps_tail(feature_map, self.tail_gammas)
+        exact, tail = _feature_blocks(feature_map, X[:1], sketched=sketched)
         n_exact, n_tail = _block_widths(exact, tail)
-        return Design(lambda rows: _feature_blocks(feature_map, rows), X, Y,
-                      sample_weight, self.batch_size, n_exact, n_tail, sp.issparse(exact),
+        return Design(lambda rows: _feature_blocks(feature_map, rows, sketched=sketched), X,
+                      Y, sample_weight, self.batch_size, n_exact, n_tail, sp.issparse(exact),
                       row_offset=row_offset, progress=progress,
                       n_linear=getattr(feature_map, "n_linear_features_", n_exact))
 
@@ -354,10 +385,16 @@ class _BaseNTKRidge(BaseEstimator):
             return "krylov"
         return "cg"
 
-    def _spec(self, alphas, weights, design, resumable=False):
-        """The spec of a fit; ``weights`` is ``(gammas, tail_gammas)`` of _check_params."""
-        candidates = _candidate_weights(*weights, has_high=design.n_linear < design.n_exact,
-                                        has_tail=design.n_exact > 0 and design.n_tail > 0)
+    def _spec(self, alphas, weights, design, feature_map, resumable=False):
+        """The spec of a fit of ``feature_map``'s ``design``; ``weights`` is ``(gammas,
+        tail_gammas)`` of _check_params."""
+        has_high = design.n_linear < design.n_exact
+        if keeps_tail(feature_map, self.tail_gammas):
+            candidates = _candidate_weights(*weights, has_high=has_high,
+                                            has_tail=design.n_exact > 0 and design.n_tail > 0)
+        else:                                         # the tail's weight is 0
+            candidates = np.array([(g, 0.0) for g in weights[0]] if has_high
+                                  else [(0.0, 0.0)])
         return RidgeSpec(alphas=alphas, gammas=candidates,
                          fit_intercept=bool(self.fit_intercept),
                          criterion=self.criterion, verbose=bool(self.verbose),
@@ -370,12 +407,13 @@ class _BaseNTKRidge(BaseEstimator):
         with self._progress(X.shape[0], "features + statistics") as bar, _jobs(self.n_jobs):
             design = self._design(feature_map, X, Y, sample_weight, bar)
             solver = self._choose_solver(design, streaming=False)
-            solution = get_solver(solver)(design, self._spec(alphas, weights, design))
+            solution = get_solver(solver)(design, self._spec(alphas, weights, design,
+                                                             feature_map))
         if feature_map is None:
             self.X_fit_ = X
         else:
             self.feature_map_ = feature_map
-        self._set_solution(solution, solver)
+        self._set_solution(solution, solver, feature_map)
         self.n_samples_seen_ = X.shape[0]
         return self
 
@@ -398,10 +436,10 @@ class _BaseNTKRidge(BaseEstimator):
             if solver not in ("primal", "cg"):
                 raise ValueError(f"partial_fit needs a streaming solver ('primal' or "
                                  f"'cg'), got solver={solver!r}")
-            solution = get_solver(solver)(design, self._spec(alphas, weights, design, True),
-                                          state)
+            solution = get_solver(solver)(
+                design, self._spec(alphas, weights, design, feature_map, True), state)
         self.feature_map_ = feature_map
-        self._set_solution(solution, solver)
+        self._set_solution(solution, solver, feature_map)
         self._statistics = solution.state
         self.n_samples_seen_ = seen + X.shape[0]
         return self
@@ -424,7 +462,7 @@ class _BaseNTKRidge(BaseEstimator):
         design = self._design(feature_map, X, Y, sample_weight, None)
         solver = self._choose_solver(design, streaming=True)
         module = get_streaming(solver)
-        spec = self._spec(alphas, weights, design)
+        spec = self._spec(alphas, weights, design, feature_map)
         module.check(design, spec)
         return solver, module, spec, design
 
@@ -456,7 +494,7 @@ class _BaseNTKRidge(BaseEstimator):
         solution = module.solve_statistics(stats, spec, first.n_linear, first.n_exact)
         solution.state = None                            # as fit: statistics are freed
         self.feature_map_ = feature_map
-        self._set_solution(solution, solver)
+        self._set_solution(solution, solver, feature_map)
         self.n_samples_seen_ = seen
         return self
 
@@ -472,11 +510,15 @@ class _BaseNTKRidge(BaseEstimator):
                               if _is_fitted_state(k)})
         return self
 
-    def _set_solution(self, solution, solver):
+    def _set_solution(self, solution, solver, feature_map=None):
+        """Set the fitted attributes of ``solution`` (of a design of ``feature_map``'s
+        blocks, None for exact kernel ridge)."""
         if solution.dual_coef is not None:
             self.dual_coef_ = solution.dual_coef.T
-        else:
+        elif keeps_tail(feature_map, self.tail_gammas):
             self.coef_ = solution.coef.T
+        else:
+            self.coef_ = _with_tail_zeros(solution.coef, feature_map).T
         self.intercept_ = solution.intercept
         self.alpha_ = solution.alpha
         self.gamma_ = solution.gamma
@@ -547,15 +589,19 @@ class _BaseNTKRidge(BaseEstimator):
 
     def _linear_decision(self, X, coef):
         """``[E(X) | T(X)] @ coef`` for validated rows (maps that can apply their exact
-        block to the weights without forming it do so)."""
+        block to the weights without forming it do so; a tail whose weights are all zero,
+        as when the tail was left out, is not computed)."""
         fm = self.feature_map_
         head = getattr(fm, "n_exact_features_", 0)
-        direct = (fm._validated_exact_dot(X, coef[:head])
+        sketched = not (head and hasattr(fm, "transform_blocks") and not coef[head:].any())
+        if not sketched:
+            coef = coef[:head]
+        direct = (fm._validated_exact_dot(X, coef[:head], sketched)
                   if hasattr(fm, "_validated_exact_dot") else None)
         if direct is not None:
             product, tail = direct
             return product + tail.astype(np.float64, copy=False) @ coef[head:]
-        exact, tail = _feature_blocks(fm, X, validated=True)
+        exact, tail = _feature_blocks(fm, X, validated=True, sketched=sketched)
         head = 0 if exact is None else exact.shape[1]
         out = np.zeros((X.shape[0], coef.shape[1]))
         if exact is not None:

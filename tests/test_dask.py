@@ -20,6 +20,9 @@ distributed = pytest.importorskip("distributed")
 from _same_model import assert_same_model, interaction_data  # noqa: E402
 from fastntk import NTKRidge, NTKRidgeClassifier, NTKSketch  # noqa: E402
 
+#: the tail of these small sparse designs is below its noise: keep it (see conftest)
+pytestmark = pytest.mark.usefixtures("scored_tail")
+
 CASES = [("dense", "primal"), ("dense", "cg"), ("sparse", "cg")]
 
 

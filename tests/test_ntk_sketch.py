@@ -11,7 +11,7 @@ from fastntk import _exact_features
 from fastntk import ntk_sketch as ntk_sketch_module
 from fastntk.kernels import ntk_kernel
 from fastntk.ntk_sketch import (_PolynomialSketch, drop_noisy_degrees,
-                                mean_powers_of_cosines, split_widths)
+                                mean_powers_of_cosines, signal_to_noise, split_widths)
 
 METHODS = ["polyfit", "layerwise"]
 
@@ -131,6 +131,48 @@ def test_drop_noisy_degrees_keeps_signal_and_respends_the_width():
     # no cosines (fewer than two rows): nothing is dropped
     np.testing.assert_array_equal(
         drop_noisy_degrees(coef, widths, lambda d: np.full(len(d), np.nan)), widths)
+
+
+def test_signal_to_noise_is_the_mean_power_times_width_over_variance():
+    coef = np.array([0.5, 1.0, 0.0, 1.0, 1.0])
+    widths = np.array([0, 64, 0, 100, 0])
+    ratio = signal_to_noise(coef, widths, lambda d: np.array([{1: 0.1, 3: 0.02}[j]
+                                                              for j in d]))
+    # V_1 = 1 (a CountSketch), V_3 = 2 (a tree of TensorSRHTs)
+    assert ratio == pytest.approx({1: 6.4, 3: 1.0})
+    assert signal_to_noise(coef, np.zeros(5, dtype=np.int64), None) == {}
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_tail_signal_to_noise_is_measured_on_the_first_rows(sparse):
+    rng = np.random.RandomState(0)
+    X = np.abs(rng.randn(1200, 30)) * (rng.rand(1200, 30) < 0.3)
+    Z = sp.csr_matrix(X) if sparse else X
+    est = NTKSketch(depth=2, n_components=256, random_state=0).fit(Z)
+    widths = est.widths_["ntk"]
+    sketched = [j for j in range(len(widths)) if widths[j] > 0]
+    assert sketched
+    powers = mean_powers_of_cosines(X[:1000], sketched)
+    expected = max(p * widths[j] / (1.0 if j == 1 else 2.0) for j, p in zip(sketched, powers))
+    assert est.tail_signal_to_noise_ == pytest.approx(expected, rel=1e-12)
+    # rows whose cosines are ~0 beside their exact pairs: the tail is far below its noise
+    short = sp.random(500, 20000, density=0.0005, format="csr", random_state=0)
+    assert NTKSketch(depth=2, n_components=256, random_state=0).fit(
+        short).tail_signal_to_noise_ < 1e-2
+    assert np.isnan(NTKSketch(method="layerwise", n_components=64).fit(X).tail_signal_to_noise_)
+
+
+def test_transform_blocks_without_the_sketch_gives_the_exact_block_alone():
+    X = sp.random(40, 50, density=0.1, format="csr", random_state=0)
+    est = NTKSketch(depth=2, n_components=64, random_state=0).fit(X)
+    exact, tail = est.transform_blocks(X)
+    exact_only, no_tail = est.transform_blocks(X, sketched=False)
+    assert (exact_only != exact).nnz == 0 and no_tail.shape == (40, 0)
+    dense = np.abs(np.random.RandomState(1).randn(30, 4))
+    est = NTKSketch(depth=2, n_components=64, random_state=0).fit(dense)
+    _, full = est.transform_blocks(dense)
+    _, head = est.transform_blocks(dense, sketched=False)
+    np.testing.assert_array_equal(head, full[:, :est.n_exact_features_])
 
 
 def test_sketch_degrees_auto_drops_the_degrees_the_cosines_do_not_carry():

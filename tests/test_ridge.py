@@ -374,3 +374,57 @@ def test_blocked_gram_update_equals_single_call(monkeypatch):
         blocked_model = NTKRidge(FunctionTransformer(), alphas=ALPHAS, solver=solver).fit(X, y)
         monkeypatch.setattr(linalg, "SYRK_BLOCK", 4096)
         np.testing.assert_allclose(blocked_model.coef_, model.coef_, rtol=1e-9)
+
+
+def _short_rows(n=300, seed=0):
+    """Short sparse rows (cosines ~ 0) and a target with an interaction of two columns."""
+    X = sp.random(n, 400, density=0.02, format="csr", random_state=seed)
+    X.data += 0.5
+    col = lambda j: np.asarray(X[:, j].todense()).ravel()  # noqa: E731
+    return X, col(0) + col(1) + 3 * col(2) * col(3)
+
+
+@pytest.mark.parametrize("solver", ["dual", "krylov", "cg"])
+def test_a_tail_below_its_noise_is_left_out_under_auto(solver, monkeypatch):
+    from fastntk import NTKSketch
+
+    X, y = _short_rows()
+    sketch = NTKSketch(depth=2, n_components=64, random_state=0)
+    model = NTKRidge(sketch, solver=solver).fit(X, y)
+    fm = model.feature_map_
+    assert fm.exact_degrees_ == (0, 1, 2) and fm.tail_signal_to_noise_ < 0.1
+    # scored: the exact degrees >= 2 at every gamma, the tail at 0
+    np.testing.assert_array_equal(model.gamma_candidates_,
+                                  [(g, 0.0) for g in ridge_module.DEFAULT_GAMMAS])
+    assert model.tail_gamma_ == 0.0
+    assert model.coef_.shape == (fm.n_exact_features_ + fm._n_sketched,)
+    assert not model.coef_[fm.n_exact_features_:].any()
+    # the model that scores those candidates with the tail in the design, at weight 0
+    scored = NTKRidge(sketch, solver=solver, tail_gammas=(0.0,)).fit(X, y)
+    assert (scored.alpha_, scored.gamma_) == (model.alpha_, model.gamma_)
+    np.testing.assert_allclose(model.predict(X), scored.predict(X), rtol=1e-6, atol=1e-6)
+    # and its predictions do not compute the sketch
+    monkeypatch.setattr(fm.sketch_, "transform", None)
+    np.testing.assert_allclose(model.predict(X[:7]), scored.predict(X[:7]), rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_a_tail_that_carries_signal_is_scored():
+    from fastntk import NTKSketch
+
+    X, y = _data(n=300, d=4)                       # dense, 4 columns: cosines spread widely
+    model = NTKRidge(NTKSketch(depth=2, n_components=400, exact_degrees=1,
+                               random_state=0), solver="dual").fit(X, y)
+    assert model.feature_map_.tail_signal_to_noise_ >= 0.1
+    assert model.gamma_candidates_[:, 1].max() > 0
+
+
+@pytest.mark.parametrize("tail_gammas", ["same", (0.0, 1.0)])
+def test_tail_gammas_other_than_auto_score_the_tail_they_name(tail_gammas):
+    from fastntk import NTKSketch
+
+    X, y = _short_rows()
+    model = NTKRidge(NTKSketch(depth=2, n_components=64, random_state=0), solver="dual",
+                     tail_gammas=tail_gammas).fit(X, y)
+    assert model.feature_map_.tail_signal_to_noise_ < 0.1
+    assert model.gamma_candidates_[:, 1].max() == 1.0

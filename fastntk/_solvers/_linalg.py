@@ -32,6 +32,8 @@ def add_gram(gram, Z):
     not; the flop count is the same.
     """
     n_cols = gram.shape[0]
+    if Z.size == 0:                     # no rows or no columns (BLAS refuses empty arrays)
+        return gram
     if n_cols <= SYRK_BLOCK:
         # pass whichever of Z, Z.T is Fortran-ordered, so that dsyrk reads it without a copy
         if Z.flags.f_contiguous:
