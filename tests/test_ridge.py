@@ -428,3 +428,16 @@ def test_tail_gammas_other_than_auto_score_the_tail_they_name(tail_gammas):
                      tail_gammas=tail_gammas).fit(X, y)
     assert model.feature_map_.tail_signal_to_noise_ < 0.1
     assert model.gamma_candidates_[:, 1].max() == 1.0
+
+
+def test_auto_takes_krylov_past_its_dense_row_limit_when_the_tail_is_left_out(monkeypatch):
+    from fastntk import NTKSketch
+
+    X, y = _short_rows()
+    monkeypatch.setattr(ridge_module, "_DUAL_MAX", 50)
+    monkeypatch.setattr(ridge_module, "_KRYLOV_MAX_ROWS", 100)      # below n = 300
+    sketch = NTKSketch(depth=2, n_components=64, random_state=0)
+    assert NTKRidge(sketch).fit(X, y).solver_ == "krylov"            # no dense columns
+    assert NTKRidge(sketch, tail_gammas="same").fit(X, y).solver_ == "cg"   # the tail kept
+    monkeypatch.setattr(ridge_module, "_KRYLOV_SPARSE_MAX_ROWS", 299)
+    assert NTKRidge(sketch).fit(X, y).solver_ == "cg"
