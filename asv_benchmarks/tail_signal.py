@@ -25,7 +25,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from compare import SPLITS, load, score  # noqa: E402
+from compare import SPLITS, _flat, load, score  # noqa: E402
 
 TEXT = ("health-tweets", "trump-tweets", "rotten-tomatoes")
 WIDTHS = {"mnist": (8192,), "puma32h": (4096, 8192)}
@@ -59,7 +59,7 @@ def main():
     for name in args.datasets:
         n_train, n_test = SPLITS[name]
         X, _, _, _, _ = load(name, n_train, n_test)
-        X = X.reshape(len(X), -1)
+        X = _flat(X)
         for m in WIDTHS.get(name, (4096,)):
             fm = NTKSketch(depth=2, n_components=m, random_state=0).fit(X)
             widths = {j: int(w) for j, w in enumerate(fm.widths_["ntk"]) if w > 0}

@@ -89,11 +89,11 @@ _DUAL_MAX = 6000
 #: Widest dense design the automatic choice sends to the primal solver.
 _PRIMAL_MAX = 16384
 #: A sketched tail whose every degree's off-diagonal signal on the fit rows is below this
-#: fraction of its sketch noise is left out under tail_gammas="auto" (measured: short
-#: texts beside their exact pairs of words 0.0003-0.012, where the held-out fold chose the
-#: tail's weight 0 on every set; a 32-column regression at 8,192 features 0.0012, also
-#: weight 0; the same at 4,096 features 0.71 and text-like rows hashed to 2^16 columns
-#: 0.55, where the tail helped).
+#: fraction of its sketch noise is left out under tail_gammas="auto" (measured at depth 2:
+#: three sets of short texts beside their exact pairs of words 0.002-0.005, where the
+#: held-out fold had chosen the tail's weight 0 on every set; a 32-column regression at
+#: 8,192 features 0.0012, also weight 0; the same at 4,096 features 0.71, where the tail
+#: helped).
 _TAIL_SIGNAL_MIN = 0.1
 #: Largest n, and dense block (bytes) kept in memory, of the automatic krylov choice.
 _KRYLOV_MAX_ROWS = 20_000
@@ -659,7 +659,7 @@ _SHARED_PARAMETERS = """    alphas : sequence of float, default=DEFAULT_ALPHAS
         exact pairs of words, whose cosines are ~0.01) is left out: its weight is 0, it
         is not computed in fit or predict, and ``coef_`` has zeros for its columns.  On
         the text sets measured the held-out fold had chosen the tail's weight 0 every
-        time; leaving it out gives the same model in a quarter of the fit time.
+        time; leaving it out gave the same models in 7-13% of the fit's CPU time.
     batch_size : int, default=4096
         Rows transformed at a time in fit, partial_fit and predict (memory
         ``batch_size x n_components``).  The fitted model does not depend on it beyond
