@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from scipy.linalg.blas import dsymm, dsyr, dsyr2, get_blas_funcs
 
 from . import HOLDOUT_EVERY, RidgeSolution, column_scale, held_out, register, widen_alphas
-from ._linalg import add_gram, eigh_psd, pcg
+from ._linalg import add_gram, eigh_psd, pcg, times, transposed
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "BlockStatistics",
            "MAX_CROSS_BYTES"]
@@ -121,6 +121,7 @@ class BlockStatistics:
         # C = E^T S T, or the training rows it would be summed from (see the module doc)
         self.cross = None if keep_rows else np.zeros((n_exact, n_tail), dtype=_CROSS_DTYPE)
         self._rows = []                                            # (E, T, w) batches
+        self._rows_t = None                     # (E^T, T, w) of all of them, once solved
         self.gram_t = np.zeros((n_tail, n_tail), order="F")       # upper triangle
         self.ety = np.zeros((n_exact, n_targets))
         self.tty = np.zeros((n_tail, n_targets))
@@ -270,14 +271,15 @@ class BlockStatistics:
 
 
     def rows(self):
-        """The kept training rows stacked once: ``E`` (CSR/dense), ``T`` (shifted,
-        single precision), ``w``."""
-        if len(self._rows) > 1:
+        """The kept training rows stacked once: ``E^T`` (:func:`transposed`: the layout
+        both products through the rows are fastest in), ``T`` (shifted, single
+        precision), ``w``."""
+        if self._rows_t is None:
             E, T, w = zip(*self._rows)
             stack = sp.vstack if self.sparse_exact else np.vstack
-            E = stack(E).tocsr() if self.sparse_exact else stack(E)
-            self._rows = [(E, np.vstack(T), np.concatenate(w))]
-        return self._rows[0]
+            self._rows_t = (transposed(stack(E)), np.vstack(T), np.concatenate(w))
+            self._rows = []
+        return self._rows_t
 
 
 def _add_sparse(dense, S):
@@ -377,8 +379,8 @@ class _NormalEquations:
         scale = self.column_scale(weights)[:, None]
         A, B = X[:d] * scale, X[d:]
         if stats.ete is None:                                       # through the rows
-            E, _, w = stats.rows()
-            top = np.asarray(E.T @ (np.asarray(E @ A) * w[:, None]))
+            Et, _, w = stats.rows()
+            top = np.asarray(Et @ (times(Et, A) * w[:, None]))
         elif sp.issparse(stats.ete):                                # U + U^T - diag(U)
             top = stats.ete @ A + stats.ete.T @ A - self._ete_diagonal[:, None] * A
         else:                                                       # dense: upper triangle
@@ -408,15 +410,15 @@ class _NormalEquations:
         """``E^T S T B`` (training rows), from ``C`` or through the kept rows."""
         if self.stats.cross is not None:
             return self.stats.cross @ B.astype(_CROSS_DTYPE)
-        E, T, w = self.stats.rows()
-        return np.asarray(E.T @ ((T @ B.astype(_CROSS_DTYPE)) * w[:, None]))
+        Et, T, w = self.stats.rows()
+        return np.asarray(Et @ ((T @ B.astype(_CROSS_DTYPE)) * w[:, None]))
 
     def _cross_t(self, A):
         """``T^T S E A`` (training rows), from ``C`` or through the kept rows."""
         if self.stats.cross is not None:
             return self.stats.cross.T @ A.astype(_CROSS_DTYPE)
-        E, T, w = self.stats.rows()
-        return T.T @ (np.asarray(E @ A) * w[:, None]).astype(_CROSS_DTYPE)
+        Et, T, w = self.stats.rows()
+        return T.T @ (times(Et, A) * w[:, None]).astype(_CROSS_DTYPE)
 
     def rhs(self, weights):
         return np.vstack([self.ety_c * self.column_scale(weights)[:, None],

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from . import HOLDOUT_EVERY, RidgeSolution, held_out, register, stack_rows, widen_alphas
-from ._linalg import centre_weighted_target, pcg
+from ._linalg import centre_weighted_target, pcg, times, transposed
 
 __all__ = ["solve"]
 
@@ -49,24 +49,6 @@ _MAX_ITER = 3000
 _MAX_ITER_FINAL = 3000
 #: Converged alphas scored past the best one before a path stops.
 _PATIENCE = 3
-
-
-def _transpose(Z):
-    """``Z^T`` in the layout its products are fastest in (CSR for a sparse ``Z``).
-
-    Both products of a sparse block go through this copy: ``Z^T U`` gathers from the
-    ``n x k`` ``U``, and ``Z g`` as ``(Z^T)^T g`` (CSC) scatters into the ``n x k``
-    output, where ``Z g`` by the rows of ``Z`` would gather from the ``p x k`` ``g``: a
-    block of hundreds of thousands of columns (the pairs of words) makes that ``g``
-    larger than the caches, and the CSR product was 5x slower (measured on the pairs of
-    50,660 tweets, 16 targets).
-    """
-    return Z.T.tocsr() if sp.issparse(Z) else Z.T
-
-
-def _times(Zt, g):
-    """``Z g`` from ``Zt = _transpose(Z)``."""
-    return np.asarray(Zt.T @ g)
 
 
 class _Rows:
@@ -81,7 +63,7 @@ class _Rows:
     """
 
     def __init__(self, blocks, sample_weight, fit_intercept):
-        self.transposed = [_transpose(Z) for Z in blocks]
+        self.transposed = [transposed(Z) for Z in blocks]
         self.sqrt_w = np.sqrt(sample_weight)
         self.sum_w = sample_weight.sum()
         self.fit_intercept = fit_intercept
@@ -110,7 +92,7 @@ class _Rows:
         out = np.zeros((self.n_rows, next(g for g in coefs if g is not None).shape[1]))
         for Zt, g in zip(self.transposed, coefs):
             if g is not None:
-                out += _times(Zt, g)
+                out += times(Zt, g)
         return self._centre(out * self.sqrt_w[:, None])
 
     def intercept_shift(self, coefs):
@@ -121,12 +103,12 @@ class _Rows:
 
 def _predict(transposed, means, coefs):
     """``sum_b (Z_b - 1 mu_b^T) g_b`` on other rows (the held-out ones, given as
-    ``_transpose(Z_b)``)."""
+    ``transposed(Z_b)``)."""
     out = None
     for Zt, mu, g in zip(transposed, means, coefs):
         if g is None:
             continue
-        part = _times(Zt, g) - mu @ g
+        part = times(Zt, g) - mu @ g
         out = part if out is None else out + part
     return out
 
@@ -145,7 +127,7 @@ class _Fold:
     """The held-out rows and what scores a prediction on them."""
 
     def __init__(self, blocks, Y, sample_weight):
-        self.transposed = [_transpose(Z) for Z in blocks]
+        self.transposed = [transposed(Z) for Z in blocks]
         self.Y, self.sample_weight = Y, sample_weight
 
     def score(self, prediction):
