@@ -6,7 +6,8 @@ Measures, in one run and against scikit-learn baselines measured in the same run
   one row (wall clock of the whole process), for NTKRidge + NTKSketch fully cold (no
   kernel cache), after ``fastntk warmup``, and for a pickled sklearn Nystroem + Ridge
   pipeline; also the peak RSS of those processes;
-* warm latency: p50 / p99 of one-row (and 32-row) predictions of NTKRidge + NTKSketch,
+* warm latency: p50 / p99 of one-row (and 32-row) predictions of NTKRidge + NTKSketch
+  (as fitted by default, and with its tail always fitted, ``tail_gammas="same"``),
   NTKRidge + NTKRandomFeatures and sklearn Ridge on the same rows (wall clock);
 * model file sizes.
 
@@ -133,14 +134,20 @@ def main():
     sp.save_npz(row_path, X_new[:1])
     alphas = (1e-2, 1e-1, 1.0, 10.0)
     sketch = NTKRidge(NTKSketch(n_components=4096, random_state=0), alphas=alphas).fit(X, y)
+    # the same with the map's kernel (the tail weighted 1): on these rows the default
+    # leaves the tail out (its signal is far below its noise) and no request is sketched
+    sketch_tail = NTKRidge(NTKSketch(n_components=4096, random_state=0), alphas=alphas,
+                           gammas=(1.0,), tail_gammas="same").fit(X, y)
     features = NTKRidge(NTKRandomFeatures(n_components=4096, random_state=0),
                         alphas=alphas).fit(X, y)
     ridge = Ridge(alpha=1.0).fit(X, y)
     nystroem = make_pipeline(Nystroem(n_components=300, random_state=0),
                              Ridge(alpha=1.0)).fit(X, y)
     paths = {name: os.path.join(work, f"{name}.fastntk")
-             for name in ("NTKRidge+NTKSketch", "NTKRidge+NTKRandomFeatures")}
+             for name in ("NTKRidge+NTKSketch", "NTKRidge+NTKSketch, tail 1",
+                          "NTKRidge+NTKRandomFeatures")}
     fastntk.save_model(sketch, paths["NTKRidge+NTKSketch"])
+    fastntk.save_model(sketch_tail, paths["NTKRidge+NTKSketch, tail 1"])
     fastntk.save_model(features, paths["NTKRidge+NTKRandomFeatures"])
     sk_path = os.path.join(work, "nystroem_ridge.pkl")
     with open(sk_path, "wb") as f:
@@ -149,33 +156,37 @@ def main():
     print(f"data {args.data}: {X.shape[0]} training rows, {X.shape[1]} features, "
           f"{X.nnz / X.shape[0]:.1f} non-zeros a row; NTKSketch exact degrees "
           f"{sketch.feature_map_.exact_degrees_}, {sketch.feature_map_.n_exact_features_} "
-          f"exact columns")
+          f"exact columns, tail_signal_to_noise_ "
+          f"{sketch.feature_map_.tail_signal_to_noise_:.3g} (tail weights: default "
+          f"{sketch.tail_gamma_:g}, the map's kernel {sketch_tail.tail_gamma_:g})")
     print(f"fastntk {fastntk.__version__}; wall clock; load average at start "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.repeats} repeats, "
           f"median")
     print("\ncold start: fresh process -> import, load, predict one row")
-    runs = {"sklearn Nystroem(300)+Ridge, pickle": [], "NTKRidge+NTKSketch, warm cache": [],
-            "NTKRidge+NTKSketch, no cache": []}
+    fastntk_models = ("NTKRidge+NTKSketch", "NTKRidge+NTKSketch, tail 1")
+    runs = {"sklearn Nystroem(300)+Ridge, pickle": []}
+    runs.update({f"{model}, {how}": [] for model in fastntk_models
+                 for how in ("warm cache", "no cache")})
     for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
         runs["sklearn Nystroem(300)+Ridge, pickle"].append(
             _cold(_SKLEARN_CHILD, sk_path, row_path, env))
-        runs["NTKRidge+NTKSketch, warm cache"].append(
-            _cold(_FASTNTK_CHILD, paths["NTKRidge+NTKSketch"], row_path,
-                  dict(env, FASTNTK_CACHE_DIR=cache)))
-        runs["NTKRidge+NTKSketch, no cache"].append(
-            _cold(_FASTNTK_CHILD, paths["NTKRidge+NTKSketch"], row_path,
-                  dict(env, FASTNTK_CACHE_DIR="")))
+        for model in fastntk_models:
+            for how, cache_dir in (("warm cache", cache), ("no cache", "")):
+                runs[f"{model}, {how}"].append(
+                    _cold(_FASTNTK_CHILD, paths[model], row_path,
+                          dict(env, FASTNTK_CACHE_DIR=cache_dir)))
     baseline = np.median([t for t, _ in runs["sklearn Nystroem(300)+Ridge, pickle"]])
     for name, values in runs.items():
         seconds = np.median([t for t, _ in values])
         rss = np.median([r for _, r in values])
-        print(f"  {name:<38} {seconds:7.2f} s  {seconds / baseline:5.2f}x   "
+        print(f"  {name:<42} {seconds:7.2f} s  {seconds / baseline:5.2f}x   "
               f"peak RSS {rss:6.0f} MiB")
 
     print("\nwarm latency (same process, ms): p50 / p99")
     for batch in (1, 32):
         for name, predict in (("sklearn Ridge (linear, baseline)", ridge.predict),
                               ("NTKRidge+NTKSketch(4096)", sketch.predict),
+                              ("the same, tail weighted 1", sketch_tail.predict),
                               ("NTKRidge+NTKRandomFeatures(4096)", features.predict)):
             p50, p99 = _latency(predict, X_new, batch=batch)
             print(f"  {batch:>2} row{'s' if batch > 1 else ' '} {name:<34} {p50:7.3f} / "
