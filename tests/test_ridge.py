@@ -441,3 +441,20 @@ def test_auto_takes_krylov_past_its_dense_row_limit_when_the_tail_is_left_out(mo
     assert NTKRidge(sketch, tail_gammas="same").fit(X, y).solver_ == "cg"   # the tail kept
     monkeypatch.setattr(ridge_module, "_KRYLOV_SPARSE_MAX_ROWS", 299)
     assert NTKRidge(sketch).fit(X, y).solver_ == "cg"
+
+
+def test_fits_from_pieces_leave_out_the_tail_as_fit_does():
+    from fastntk import NTKSketch
+
+    X, y = _short_rows(n=400)
+    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=1, random_state=0)
+    whole = NTKRidge(sketch, solver="cg").fit(X, y)
+    pieces = NTKRidge(sketch, solver="cg")
+    for rows in (slice(0, 150), slice(150, 400)):
+        pieces.partial_fit(X[rows], y[rows])
+    # the map of the first piece measured its tail below its noise too
+    assert pieces.feature_map_.tail_signal_to_noise_ < 0.1
+    for model in (whole, pieces):
+        np.testing.assert_array_equal(model.gamma_candidates_, [(0.0, 0.0)])
+    assert whole.alpha_ == pieces.alpha_
+    np.testing.assert_allclose(pieces.predict(X), whole.predict(X), rtol=1e-5, atol=1e-5)
