@@ -229,9 +229,9 @@ def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
     ``tail_gammas="same"`` pairs every gamma with itself; ``"auto"`` adds, for every
     gamma, the pair with the tail left out ``(g, 0)`` and the pair with the exact degrees
     >= 2 left out ``(0, g)``; a sequence pairs every gamma with each of its values.  A
-    design with one of the two blocks only (no exact degrees >= 2, as text; or no tail)
-    scores ``(g, g)`` for every gamma; one with neither, only ``(1, 1)``.  Repeated pairs
-    are dropped, the first kept.
+    design with one of the two blocks only (no exact degrees >= 2, as text with degrees
+    0-1 exact; or no tail) scores ``(g, g)`` for every gamma; one with neither, only
+    ``(1, 1)``.  Repeated pairs are dropped, the first kept.
     """
     if not (has_high or has_tail):
         return np.ones((1, 2))
