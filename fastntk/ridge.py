@@ -833,8 +833,9 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         to 16,384, else "cg"); "dual" and "krylov" need all rows at once and raise
         ValueError.  The feature map is fitted on the first chunk.  Most of fastntk's
         maps read only its width, sparsity and dtype (as does sklearn's RBFSampler), and
-        are then the maps :meth:`fit` draws; NTKSketch also reads, for dense rows, the
-        cosines of the first 1,000 (``sketch_degrees="auto"``) and, with
+        are then the maps :meth:`fit` draws; NTKSketch also reads the cosines of the
+        first 1,000 rows (for dense rows ``sketch_degrees="auto"``; for any rows
+        ``tail_signal_to_noise_``, which decides whether the tail is fitted) and, with
         ``exact_degrees=2``, the pairs of columns of its rows.  With
         ``exact_degrees="auto"`` on sparse rows it takes degrees 0 and 1 only (not the
         pairs of columns :meth:`fit` takes for short rows, whose statistics grow with
