@@ -98,11 +98,13 @@ class HeldOutLinearRidge(BaseEstimator):
 
     def fit(self, X, y):
         held = np.arange(X.shape[0]) % 5 == 0
+        X_fit, y_fit, X_held, y_held = X[~held], y[~held], X[held], y[held]
         errors = []
         for alpha in ALPHAS:
-            pred = self._model(alpha).fit(X[~held], y[~held]).predict(X[held])
-            errors.append(-score(self.task, y[held], pred) if self.task == "classification"
-                          else score(self.task, y[held], pred))
+            pred = self._model(alpha).fit(X_fit, y_fit).predict(X_held)
+            errors.append(-score(self.task, y_held, pred) if self.task == "classification"
+                          else score(self.task, y_held, pred))
+        del X_fit, X_held                                # before the refit on all rows
         self.alpha_ = float(ALPHAS[int(np.argmin(errors))])
         self.model_ = self._model(self.alpha_).fit(X, y)
         return self

@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from compare import ALPHAS          # the same grid as RidgeCV's in the comparison
+from compare import ALPHAS, HeldOutLinearRidge   # the comparison's grid and baseline
 
 DEPTH = 2
 
@@ -233,7 +233,6 @@ def run_dask(args):
 
 def run_ridge(args):
     """scikit-learn's Ridge on the raw rows in memory (the ``ridge`` child)."""
-    from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
 
     from fastntk.streaming import read_chunks
@@ -246,15 +245,8 @@ def run_ridge(args):
     y = np.concatenate([y for _, y in pieces])
     del pieces
     loaded = time.perf_counter()
-    held = np.arange(X.shape[0]) % 5 == 0
-    fit_X, fit_y, held_X, held_y = X[~held], y[~held], X[held], y[held]
-    scores = []
-    for alpha in ALPHAS:
-        model = Ridge(alpha=alpha, solver="sparse_cg").fit(fit_X, fit_y)
-        scores.append(r2_score(held_y, model.predict(held_X)))
-    del fit_X, held_X
-    alpha = float(ALPHAS[int(np.argmax(scores))])
-    model = Ridge(alpha=alpha, solver="sparse_cg").fit(X, y)
+    model = HeldOutLinearRidge("regression").fit(X, y)
+    alpha = model.alpha_
     end = time.perf_counter()
     test_X, test_y = next(read_chunks(args.test, chunk_rows=1 << 20, zero_based=True,
                                       n_features=args.n_features))

@@ -3,12 +3,14 @@
 Measures, in one run and against scikit-learn baselines measured in the same run:
 
 * cold start: a fresh process that imports the library, loads a saved model and predicts
-  one row (wall clock of the whole process), for NTKRidge + NTKSketch fully cold (no
-  kernel cache), after ``fastntk warmup``, and for a pickled sklearn Nystroem + Ridge
-  pipeline; also the peak RSS of those processes;
-* warm latency: p50 / p99 of one-row (and 32-row) predictions of NTKRidge + NTKSketch
-  (as fitted by default, and with its tail always fitted, ``tail_gammas="same"``),
-  NTKRidge + NTKRandomFeatures and sklearn Ridge on the same rows (wall clock);
+  one row (wall clock of the whole process), for NTKRidge + NTKSketch (as fitted by
+  default, and with the map's kernel: ``gammas=(1.0,), tail_gammas="same"``, whose
+  requests are always sketched) fully cold (no kernel cache) and after ``fastntk
+  warmup``, and for a pickled sklearn Nystroem + Ridge pipeline; also the peak RSS of
+  those processes;
+* warm latency: p50 / p99 of one-row (and 32-row) predictions of the two NTKRidge +
+  NTKSketch models, NTKRidge + NTKRandomFeatures and sklearn Ridge on the same rows (wall
+  clock);
 * model file sizes.
 
 The data (``--data``): ``zipf``, CSR rows of 10^5 features with 50 non-zeros each

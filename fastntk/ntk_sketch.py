@@ -516,10 +516,11 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         the best model measured on three TF-IDF sets of 10,000 rows: above a linear ridge
         on the raw TF-IDF, and within 0.1 points of exact NTK kernel ridge or above it,
         in 2-11% of the CPU time of scikit-learn's RidgeCV (with the tail, which carries
-        nothing there, left out by :class:`fastntk.NTKRidge`; see the README).  A fit from pieces (``partial_fit``, ``fit_stream``,
-        Dask) with ``"auto"`` takes degrees 0 and 1 only: the statistics of the pairs
-        have ~``k^4 / 4`` entries a row, without bound in ``n``; an explicit
-        ``exact_degrees=2`` learns the pairs from its first piece only.
+        nothing there, left out by :class:`fastntk.NTKRidge`; see the README).  A fit
+        from pieces (``partial_fit``, ``fit_stream``, Dask) with ``"auto"`` takes
+        degrees 0 and 1 only: the statistics of the pairs have ~``k^4 / 4`` entries a
+        row, without bound in ``n``; an explicit ``exact_degrees=2`` learns the pairs
+        from its first piece only.
     min_pair_df : int, default=2
         With sparse degree 2 exact: the rows given to ``fit`` that must hold a pair of
         columns for it to get a column of the exact block (1: every pair seen).  A pair
@@ -691,8 +692,13 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             exact_degrees = 2
         exact, widths = choose_exact_degrees(coef, self.n_components, self.n_features_in_,
                                              sparse, exact_degrees)
+        powers = {}                      # E[t^(2j)] by degree, each computed once per fit
+
         def mean_powers(degrees):
-            return mean_powers_of_cosines(X, degrees)
+            missing = [j for j in degrees if j not in powers]
+            if missing:
+                powers.update(zip(missing, mean_powers_of_cosines(X, missing)))
+            return np.array([powers[j] for j in degrees])
 
         if self.sketch_degrees == "auto" and not sparse:
             widths = drop_noisy_degrees(coef, widths, mean_powers)

@@ -180,12 +180,9 @@ def keeps_tail(feature_map, tail_gammas):
 
 
 def _with_tail_zeros(coef, feature_map):
-    """``coef`` (rows: the design's columns) with zero rows for a tail left out of the
-    design, so that it covers every output column of ``feature_map``."""
-    n_out = feature_map.n_exact_features_ + feature_map._n_sketched
-    if coef is None or coef.shape[0] == n_out:
-        return coef
-    return np.vstack([coef, np.zeros((n_out - coef.shape[0], coef.shape[1]))])
+    """``coef`` (rows: the exact block's columns) with zero rows for the tail left out of
+    the design, so that it covers every output column of ``feature_map``."""
+    return np.vstack([coef, np.zeros((feature_map._n_sketched, coef.shape[1]))])
 
 
 def _is_dask(data):
@@ -223,8 +220,11 @@ def _check_weights(values, name, alternatives=""):
     return np.unique(weights)
 
 
-def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
+def _candidate_weights(gammas, tail_gammas, has_high, has_tail, tail_left_out=False):
     """The ``(gamma, tail_gamma)`` pairs to score, shape (n_candidates, 2).
+
+    A tail left out of the design (:func:`keeps_tail`) has weight 0: ``(g, 0)`` for every
+    gamma, or only ``(0, 0)`` without exact degrees >= 2 (the linear model).
 
     ``tail_gammas="same"`` pairs every gamma with itself; ``"auto"`` adds, for every
     gamma, the pair with the tail left out ``(g, 0)`` and the pair with the exact degrees
@@ -233,6 +233,8 @@ def _candidate_weights(gammas, tail_gammas, has_high, has_tail):
     0-1 exact; or no tail) scores ``(g, g)`` for every gamma; one with neither, only
     ``(1, 1)``.  Repeated pairs are dropped, the first kept.
     """
+    if tail_left_out:
+        return np.array([(g, 0.0) for g in gammas] if has_high else [(0.0, 0.0)])
     if not (has_high or has_tail):
         return np.ones((1, 2))
     same = [(g, g) for g in gammas]
@@ -398,13 +400,10 @@ class _BaseNTKRidge(BaseEstimator):
     def _spec(self, alphas, weights, design, feature_map, resumable=False):
         """The spec of a fit of ``feature_map``'s ``design``; ``weights`` is ``(gammas,
         tail_gammas)`` of _check_params."""
-        has_high = design.n_linear < design.n_exact
-        if keeps_tail(feature_map, self.tail_gammas):
-            candidates = _candidate_weights(*weights, has_high=has_high,
-                                            has_tail=design.n_exact > 0 and design.n_tail > 0)
-        else:                                         # the tail's weight is 0
-            candidates = np.array([(g, 0.0) for g in weights[0]] if has_high
-                                  else [(0.0, 0.0)])
+        candidates = _candidate_weights(
+            *weights, has_high=design.n_linear < design.n_exact,
+            has_tail=design.n_exact > 0 and design.n_tail > 0,
+            tail_left_out=not keeps_tail(feature_map, self.tail_gammas))
         return RidgeSpec(alphas=alphas, gammas=candidates,
                          fit_intercept=bool(self.fit_intercept),
                          criterion=self.criterion, verbose=bool(self.verbose),

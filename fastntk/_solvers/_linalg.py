@@ -14,8 +14,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.blas import dsyr2, dsyrk
 
-__all__ = ["transposed", "times", "add_gram", "eigh_psd", "eigh_psd_single", "refine_solve", "symmetrize_upper",
-           "gcv_curve", "loo_curve", "press", "centre_weighted_gram",
+__all__ = ["transposed", "times", "add_gram", "eigh_psd", "eigh_psd_single", "refine_solve",
+           "symmetrize_upper", "gcv_curve", "loo_curve", "press", "centre_weighted_gram",
            "centre_weighted_target", "SYRK_BLOCK"]
 
 def transposed(Z):
