@@ -49,7 +49,7 @@ __all__ = ["ModelFormatError", "ModelVersionError", "CLASSES", "FORMAT_VERSION",
 
 FORMAT = "fastntk-model"
 #: Layout version of the files this fastntk writes (see the compatibility rule).
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 _JSON = "model.json"
 
 # name in the file -> (module, attribute); the only classes a file can instantiate
@@ -61,6 +61,7 @@ _CLASS_PATHS = {
     "SparsePairFeatures": ("fastntk._exact_features", "SparsePairFeatures"),
     "NTKRandomFeatures": ("fastntk.random_features", "NTKRandomFeatures"),
     "NTKNystroem": ("fastntk.nystroem", "NTKNystroem"),
+    "RemainderNystroem": ("fastntk.nystroem", "RemainderNystroem"),
     "CNTKSketch": ("fastntk.cntk_sketch", "CNTKSketch"),
     "CountSketch": ("fastntk.sketches", "CountSketch"),
     "SRHT": ("fastntk.sketches", "SRHT"),
@@ -240,11 +241,20 @@ def _sketch_from_5(state):
     return state
 
 
+def _sketch_from_6(state):
+    """Format 6 sketched the tail of every NTKSketch; format 7 may complete the exact
+    degrees of dense rows with Nyström features of the rest of the NTK (``tail_``)."""
+    if "sketch_" in state:
+        state.setdefault("tail_", "sketch")
+    return state
+
+
 #: file format -> class name -> conversion of a decoded state to the next format
 _UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
              3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3},
              4: {"NTKRidge": _ridge_from_4, "NTKRidgeClassifier": _ridge_from_4},
-             5: {"NTKSketch": _sketch_from_5}}
+             5: {"NTKSketch": _sketch_from_5},
+             6: {"NTKSketch": _sketch_from_6}}
 
 
 class _Decoder:

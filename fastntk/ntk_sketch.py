@@ -45,6 +45,7 @@ from ._exact_features import (MonomialFeatures, SparsePairFeatures, monomial_dim
 from ._ntk_sketch_kernels import poly_map_csr, poly_map_dense
 from ._scaling import row_exponents, scale_rows
 from ._compiled import csr_row_norms_sq, csr_scale_rows
+from .nystroem import RemainderNystroem
 from .polyfit import fit_nbytes, kernel_polynomial
 from ._threading import effective_n_threads as _effective_n_threads
 from ._threading import next_pow2 as _next_pow2
@@ -175,6 +176,41 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
         wanted |= fits
         widths = tail_widths(wanted)
     return tuple(j for j in sorted(wanted) if coef[j] > 0), widths
+
+
+def remainder_exact_degrees(coef, n_components, n_features, exact_degrees):
+    """Degrees of the Taylor polynomial ``coef`` kept exact beside a Nyström remainder.
+
+    ``"auto"``: the lowest degrees, in order, while their monomials fit in half of
+    ``n_components`` together (the landmarks of the remainder get the other half at
+    least); an integer ``k``: degrees ``0..k``, which must leave at least one column.
+    """
+    top = min(len(coef) - 1, exact_degrees if exact_degrees != "auto" else len(coef) - 1)
+    limit = n_components // 2 if exact_degrees == "auto" else n_components - 1
+    exact, width = [], 0
+    for j in range(top + 1):
+        width += monomial_dimension(n_features, j)
+        if width > limit:
+            if exact_degrees != "auto":
+                raise ValueError(f"exact_degrees={exact_degrees} needs {width} exact "
+                                 f"columns for {n_features} features; tail='nystroem' "
+                                 f"needs them to leave at least one of "
+                                 f"n_components={n_components} to the landmarks")
+            break
+        exact.append(j)
+    return tuple(j for j in exact if coef[j] > 0)
+
+
+def takes_nystroem_tail(coef, n_components, n_features):
+    """Whether ``tail="auto"`` completes the exact degrees of dense rows with landmarks.
+
+    Yes when every degree of the polynomial is exact in at most half of
+    ``n_components`` (a handful of columns: 495 monomials of degrees 0-8 for 4
+    features): nothing is left to sketch, and what the polynomial misses (the NTK near
+    cosine 1) is what limits the model.
+    """
+    return (sum(monomial_dimension(n_features, j) for j in range(len(coef)))
+            <= n_components // 2)
 
 
 def takes_exact_pairs(X):
@@ -549,8 +585,30 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         hence "all" for sparse input.  The dropped degrees have width 0 in ``widths_``,
         and ``<phi(x), phi(y)>`` estimates the polynomial without them (so ``<phi(x),
         phi(x)>`` is ``||x||^2`` times the sum of the kept coefficients).
+    tail : {"auto", "sketch", "nystroem"}, default="auto"
+        What the columns beside the exact degrees carry (``method="polyfit"``, dense
+        input for ``"nystroem"``).  ``"sketch"``: the polynomial's other degrees,
+        sketched.  ``"nystroem"``: the exact degrees take the NTK's Taylor coefficients
+        and the other columns are Nyström features of the rest of the NTK,
+        ``R(x, y) = ||x|| ||y|| (K_L(t) - sum_{j exact} c_j t^j)`` (positive
+        semi-definite, as the NTK's Taylor coefficients are non-negative), on landmark
+        rows drawn uniformly from the non-zero rows given to ``fit``
+        (:class:`fastntk.nystroem.RemainderNystroem`): the features are then those of the
+        NTK itself, exact on the landmarks, with no polynomial in the cosine.  Its
+        exact degrees: with ``exact_degrees="auto"`` the lowest while their monomials
+        fit in half of ``n_components``, with an integer ``k`` degrees ``0..k``.  It
+        costs ``O(m d + m^2)`` per row for ``m`` landmarks, ``m^2`` floats of memory
+        and of model file, and needs ``m`` non-zero rows in ``fit``.  ``"auto"``:
+        ``"nystroem"`` for dense input when, with ``exact_degrees="auto"``, every degree
+        of the polynomial is exact in at most half of ``n_components`` (a handful of
+        columns) and ``fit`` has enough non-zero rows; ``"sketch"`` otherwise.  Why: a
+        polynomial of degree 8 misses the NTK near cosine 1, where its derivative is
+        infinite, and on low-dimensional data near neighbours are what the model is
+        made of: on the ccpp regression (d = 4) kernel ridge with the exact degree-8
+        polynomial stays 10% above exact NTK kernel ridge's test MSE, and its exact
+        degrees plus a Nyström remainder come within 1% of it (see the README).
     random_state : int, RandomState instance or None, default=None
-        Seeds the sketches, drawn in ``fit``.
+        Seeds the sketches and the landmarks, drawn in ``fit``.
     n_jobs : int or None, default=None
         Threads of the compiled loops (None: all cores).
 
@@ -561,7 +619,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Polynomial coefficients: ``{"ntk": a}`` (polyfit) or ``{"k1": c, "k0": b}``
         (layerwise); ``coef[j]`` multiplies ``t**j``.
     poly_max_error_ : dict of str to float
-        Largest error of each polynomial on [-1, 1], same keys.
+        Largest error of each polynomial on [-1, 1], same keys (0 with the Nyström
+        tail, whose features are those of the NTK itself).
     widths_ : dict of str to ndarray of int
         Sketched coordinates given to every degree, same keys (``"ntk"``, or the last
         layer's ``"k1"``/``"k0"`` widths for layerwise); zero for the exact degrees and
@@ -570,7 +629,10 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Degrees represented exactly (empty for layerwise).
     degrees_ : tuple of int
         Degrees represented, exactly or sketched (polyfit only): the features estimate
-        ``sum_{j in degrees_} a_j t^j`` (times the norms).
+        ``sum_{j in degrees_} a_j t^j`` (times the norms); with the Nyström tail the
+        exact degrees, beside which the tail carries the rest of the NTK.
+    tail_ : {"sketch", "nystroem"}
+        What the tail carries (``tail="auto"`` resolved).
     tail_signal_to_noise_ : float
         Over the pairs of the first 1,000 rows given to ``fit``, the largest ratio, over
         the sketched degrees, of a degree's off-diagonal part of the kernel to the noise
@@ -614,13 +676,14 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                                                          closed="left")],
         "sketch_degrees": [StrOptions({"auto", "all"})],
         "min_pair_df": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tail": [StrOptions({"auto", "sketch", "nystroem"})],
         "random_state": ["random_state"],
         "n_jobs": [None, numbers.Integral],
     }
 
     def __init__(self, *, depth=1, n_components=4096, degree=8, method="polyfit",
                  poly="fit", exact_degrees="auto", sketch_degrees="auto", min_pair_df=2,
-                 random_state=None, n_jobs=None):
+                 tail="auto", random_state=None, n_jobs=None):
         self.depth = depth
         self.n_components = n_components
         self.degree = degree
@@ -629,6 +692,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.exact_degrees = exact_degrees
         self.sketch_degrees = sketch_degrees
         self.min_pair_df = min_pair_df
+        self.tail = tail
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -669,6 +733,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         table = d if d <= _MAX_TABLE_FEATURES else 0
         check_memory(n_sketches * (18 * m + 4 * p * table) + 48 * m + fit_nbytes(p),
                      f"NTKSketch(n_components={m}, degree={p}, depth={self.depth})")
+        if self.tail == "nystroem" and (self.method != "polyfit" or sp.issparse(X)):
+            raise ValueError("tail='nystroem' needs method='polyfit' and dense input (its "
+                             "exact degrees are monomials of dense rows)")
         rng = check_random_state(self.random_state)
         if self.method == "polyfit":
             self._fit_polyfit(rng, X)
@@ -677,6 +744,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 raise ValueError(f"method='layerwise' has no exact degrees: exact_degrees "
                                  f"must be 'auto' or 0, got {self.exact_degrees!r}")
             self._fit_layerwise(rng)
+            self.tail_ = "sketch"
             self.tail_signal_to_noise_ = np.nan
             self.exact_degrees_ = ()
             self.n_exact_features_ = self.n_linear_features_ = 0
@@ -686,6 +754,20 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 
     def _fit_polyfit(self, rng, X):
         sparse = sp.issparse(X)
+        if not sparse and self.tail != "sketch":
+            d = self.n_features_in_
+            taylor, _ = kernel_polynomial("ntk", self.degree, poly="taylor", depth=self.depth)
+            if self.tail == "nystroem" or (self.exact_degrees == "auto" and
+                                           takes_nystroem_tail(taylor, self.n_components, d)):
+                exact = remainder_exact_degrees(taylor, self.n_components, d,
+                                                self.exact_degrees)
+                n_landmarks = self.n_components - sum(monomial_dimension(d, j)
+                                                      for j in exact)
+                U, norms = _normalized_rows(np.asarray(X, dtype=np.float64), 1)
+                U = U[norms > 0]
+                if self.tail == "nystroem" or U.shape[0] >= n_landmarks:
+                    self._fit_nystroem_tail(rng, U, taylor, exact, n_landmarks)
+                    return
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
         exact_degrees = self.exact_degrees
         if exact_degrees == "auto" and sparse and takes_exact_pairs(X):
@@ -723,6 +805,35 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             self.n_exact_features_ = self.exact_.n_components
         self.sketch_ = _PolynomialSketch(coef, widths, self.n_features_in_, rng)
         self._n_sketched = self.sketch_.n_components
+        self.tail_ = "sketch"
+
+    def _fit_nystroem_tail(self, rng, U, taylor, exact, n_landmarks):
+        """The Taylor coefficients ``taylor`` of the degrees ``exact`` as monomials, and
+        Nyström features of the rest of the NTK on ``n_landmarks`` landmarks drawn from
+        the unit rows ``U`` (the non-zero rows of the fit input)."""
+        d = self.n_features_in_
+        if U.shape[0] < n_landmarks:
+            raise ValueError(f"tail='nystroem' draws {n_landmarks} landmarks from the "
+                             f"non-zero rows given to fit, which has {U.shape[0]}: give "
+                             f"more rows, or a smaller n_components")
+        # the landmarks' kernel, its eigenvectors and its inverse square root
+        check_memory(8 * n_landmarks * (3 * n_landmarks + d),
+                     f"NTKSketch(n_components={self.n_components}, tail='nystroem')")
+        landmarks = U[np.sort(rng.choice(U.shape[0], n_landmarks, replace=False))]
+        represented = np.zeros_like(taylor)
+        represented[list(exact)] = taylor[list(exact)]
+        self.coef_ = {"ntk": taylor}
+        self.poly_max_error_ = {"ntk": 0.0}
+        self.widths_ = {"ntk": np.zeros(taylor.shape[0], dtype=np.int64)}
+        self.exact_degrees_ = self.degrees_ = exact
+        self.tail_signal_to_noise_ = np.nan
+        self.sparse_output_ = False
+        self.n_linear_features_ = sum(monomial_dimension(d, j) for j in exact if j <= 1)
+        self.exact_ = MonomialFeatures(d, exact, taylor)
+        self.n_exact_features_ = self.exact_.n_components
+        self.sketch_ = RemainderNystroem(landmarks, represented, self.depth)
+        self._n_sketched = self.sketch_.n_components
+        self.tail_ = "nystroem"
 
     def _fit_layerwise(self, rng):
         c1, e1 = kernel_polynomial("k1", self.degree, poly=self.poly)

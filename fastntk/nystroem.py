@@ -27,9 +27,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_memory, fit_method, validate_data, validate_rows
-from .kernels import ntk_kernel
+from .kernels import ntk_dot_product, ntk_kernel
 
-__all__ = ["NTKNystroem"]
+__all__ = ["NTKNystroem", "RemainderNystroem"]
 
 #: Rows transformed at a time: bounds the ``rows x n_components`` kernel block.
 _BLOCK_ROWS = 2048
@@ -49,6 +49,46 @@ def _inverse_sqrt(K):
     keep = lam > _RCOND * max(lam[-1], 0.0)
     U = U[:, keep]
     return (U / np.sqrt(lam[keep])) @ U.T, int(keep.sum())
+
+
+class RemainderNystroem:
+    """Nyström features of what the NTK's Taylor polynomial leaves out, on unit rows.
+
+    For unit rows ``u, v`` of cosine ``t`` the remainder ``R(t) = K_L(t) - sum_j c_j
+    t^j``, with ``c_j`` the NTK's Taylor coefficients of some degrees ``j``, is itself a
+    dot-product kernel with the other (non-negative) Taylor coefficients, hence positive
+    semi-definite; on landmark rows ``L`` its Nyström features ``R(u, L) R_LL^{+1/2}``
+    complete exact features of those degrees into features of the NTK itself.  Unlike a
+    truncated polynomial, the remainder keeps the NTK's behaviour near ``t = 1``, where
+    its derivative is infinite.
+
+    Parameters
+    ----------
+    landmarks : ndarray of shape (n_landmarks, n_features)
+        Unit-norm rows (float64).
+    taylor : ndarray
+        ``c_j`` of the degrees represented elsewhere, zero for the others.
+    depth : int
+        Depth ``L`` of the NTK.
+    """
+
+    def __init__(self, landmarks, taylor, depth):
+        self.landmarks = np.ascontiguousarray(landmarks, dtype=np.float64)
+        self.taylor = np.asarray(taylor, dtype=np.float64)
+        self.depth = int(depth)
+        self.normalization, self.rank = _inverse_sqrt(self._kernel(self.landmarks))
+        self.n_components = self.landmarks.shape[0]
+
+    def _kernel(self, U):
+        """``R(u, l)`` for every unit (or zero) row ``u`` of ``U`` and landmark ``l``."""
+        t = np.clip(np.asarray(U @ self.landmarks.T, dtype=np.float64), -1.0, 1.0)
+        return (ntk_dot_product(t, depth=self.depth)
+                - np.polynomial.polynomial.polyval(t, self.taylor))
+
+    def transform(self, U, out):
+        """Features of the unit (or zero) rows of ``U`` (dense or CSR) into ``out``."""
+        out[:] = self._kernel(U) @ self.normalization
+        return out
 
 
 class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

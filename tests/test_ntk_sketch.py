@@ -550,3 +550,94 @@ def test_exact_block_removes_the_low_degrees_variance():
             np.testing.assert_array_equal(exact.toarray(), first)   # no randomness at all
         first = exact.toarray()
     assert np.std(grams, axis=0).max() > 0                        # the tail is random
+
+
+# -- the Nyström tail: exact Taylor degrees and landmarks for the rest of the NTK -------
+@pytest.fixture(scope="module")
+def low_dimensional():
+    """Rows of a handful of columns (every degree of the polynomial fits exactly), with
+    a zero row."""
+    X = np.random.default_rng(0).standard_normal((120, 3))
+    X[7] = 0.0
+    return X
+
+
+def test_nystroem_tail_is_the_exact_ntk_when_every_row_is_a_landmark(low_dimensional):
+    # degrees 0..2 of 3 features: 1 + 3 + 6 columns, then the 119 non-zero rows
+    sketch = NTKSketch(depth=2, n_components=129, exact_degrees=2, tail="nystroem",
+                       random_state=0).fit(low_dimensional)
+    assert sketch.tail_ == "nystroem" and sketch.exact_degrees_ == (0, 1, 2)
+    assert (sketch.n_exact_features_, sketch._n_sketched) == (10, 119)
+    F = sketch.transform(low_dimensional)
+    K = ntk_kernel(low_dimensional, depth=2)
+    np.testing.assert_allclose(F @ F.T, K, rtol=1e-6, atol=1e-6 * K.max())
+    np.testing.assert_array_equal(F[7], 0.0)
+
+
+def test_nystroem_tail_is_exact_against_its_landmarks_and_below_the_ntk_elsewhere(
+        low_dimensional):
+    sketch = NTKSketch(depth=3, n_components=70, exact_degrees=1, tail="nystroem",
+                       random_state=0).fit(low_dimensional)
+    new = np.random.default_rng(1).standard_normal((30, 3))
+    rows = np.vstack([sketch.sketch_.landmarks, new])
+    F = sketch.transform(rows)
+    K = ntk_kernel(rows, depth=3)
+    n = sketch._n_sketched
+    np.testing.assert_allclose((F @ F.T)[:n], K[:n], rtol=1e-6, atol=1e-6 * K.max())
+    # Nyström's error is positive semi-definite: the features never overestimate
+    assert np.linalg.eigvalsh(K - F @ F.T).min() > -1e-6 * K.max()
+    assert np.linalg.norm(K - F @ F.T) > 1e-3 * np.linalg.norm(K)
+
+
+def test_nystroem_tail_exact_block_holds_the_taylor_degrees(low_dimensional):
+    from fastntk.polyfit import kernel_polynomial
+
+    sketch = NTKSketch(depth=2, n_components=60, exact_degrees=3, tail="nystroem",
+                       random_state=0).fit(low_dimensional)
+    taylor, _ = kernel_polynomial("ntk", 8, poly="taylor", depth=2)
+    np.testing.assert_array_equal(sketch.coef_["ntk"], taylor)
+    exact, F = sketch.transform_blocks(low_dimensional)
+    U = low_dimensional / np.maximum(np.linalg.norm(low_dimensional, axis=1), 1e-300)[:, None]
+    head = F[:, :sketch.n_exact_features_]
+    norms = np.linalg.norm(low_dimensional, axis=1)
+    expected = np.outer(norms, norms) * sum(taylor[j] * (U @ U.T) ** j for j in range(4))
+    assert exact is None
+    np.testing.assert_allclose(head @ head.T, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_rows, n_features, n_components, sparse, tail", [
+    (600, 3, 400, False, "nystroem"),  # degrees 0-8 of 3 features: 165 columns <= 200
+    (300, 3, 400, False, "sketch"),    # 100 non-zero rows, fewer than its 235 landmarks
+    (600, 3, 300, False, "sketch"),    # 165 columns > half of 300
+    (600, 9, 4096, False, "sketch"),   # degrees 0-8 of 9 features: 24,310 columns
+    (600, 3, 400, True, "sketch"),     # sparse input is never given landmarks
+])
+def test_auto_takes_the_nystroem_tail_for_a_handful_of_columns(n_rows, n_features,
+                                                               n_components, sparse, tail):
+    X = np.random.default_rng(0).standard_normal((n_rows, n_features))
+    if n_rows == 300:
+        X[100:] = 0.0
+    sketch = NTKSketch(depth=2, n_components=n_components, random_state=0)
+    sketch.fit(sp.csr_matrix(X) if sparse else X)
+    assert sketch.tail_ == tail
+    assert sketch.transform(X[:5]).shape[1] == sketch.n_exact_features_ + sketch._n_sketched
+    if tail == "nystroem":
+        assert sketch.exact_degrees_ == tuple(range(9))
+        assert (sketch.n_exact_features_, sketch._n_sketched) == (165, 235)
+
+
+def test_nystroem_tail_refuses_what_it_cannot_do(low_dimensional):
+    sketch = NTKSketch(depth=2, n_components=50, random_state=0).fit(low_dimensional)
+    before = dict(sketch.__dict__)
+    for params, X, message in [
+            ({"tail": "nystroem"}, sp.csr_matrix(low_dimensional), "dense input"),
+            ({"tail": "nystroem", "method": "layerwise"}, low_dimensional, "polyfit"),
+            ({"tail": "nystroem", "n_components": 500}, low_dimensional, "335 landmarks"),
+            ({"tail": "nystroem", "exact_degrees": 3, "n_components": 20}, low_dimensional,
+             "at least one")]:
+        with pytest.raises(ValueError, match=message):
+            sketch.set_params(**params).fit(X)
+        sketch.set_params(tail="auto", method="polyfit", n_components=50,
+                          exact_degrees="auto")
+        assert sketch.__dict__.keys() == before.keys()
+        assert sketch.sketch_ is before["sketch_"]

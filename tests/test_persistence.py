@@ -38,6 +38,8 @@ def _models():
          X_DENSE),
         (NTKRidge(NTKSketch(n_components=16, depth=2, method="layerwise", random_state=0),
                   alphas=ALPHAS), X_DENSE),
+        (NTKRidge(NTKSketch(n_components=40, degree=2, tail="nystroem", random_state=0),
+                  alphas=ALPHAS), X_DENSE),
         (NTKRidge(NTKRandomFeatures(n_components=32, input_sketch=100,
                                     random_state=np.random.RandomState(3)),
                   alphas=ALPHAS), X_SPARSE),
@@ -93,12 +95,13 @@ def test_partial_fit_continues_after_a_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
 def test_the_fixture_of_every_format_loads_and_predicts_the_same(version):
     """Files saved in format 2 (fastntk 0.1.0.dev0), 3 (exact pairs of columns, the
     tail weight on the exact degrees >= 2), 4 (the upper triangle of the sparse
-    E^T S E of solver='cg'), 5 (a weight of the tail apart from the exact degrees') and
-    6 (pairs of columns held by one row dropped): every later version must read them
+    E^T S E of solver='cg'), 5 (a weight of the tail apart from the exact degrees'), 6
+    (pairs of columns held by one row dropped) and 7 (NTKSketch's Nyström tail): every
+    later version must read them
     (tests/data/make_model_fixture.py regenerates those of the current format)."""
     expected = np.load(os.path.join(DATA, f"model-format-{version}-expected.npz"))
     X_sparse = sp.load_npz(os.path.join(DATA, f"model-format-{version}-X_sparse.npz"))
@@ -114,6 +117,7 @@ def test_the_fixture_of_every_format_loads_and_predicts_the_same(version):
                 if j in sketch.exact_degrees_ or widths[j] > 0)
         if name == "ridge_sketch_csr":                   # every pair seen kept before 6
             assert model.feature_map_.min_pair_df == (1 if version < 6 else 2)
+            assert model.feature_map_.tail_ == "sketch"
         if version < 5:                                  # one weight for both then
             assert model.tail_gamma_ == model.gamma_
             assert model.gamma_candidates_.shape == (model.cv_values_.shape[0], 2)
