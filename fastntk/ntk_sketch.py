@@ -121,8 +121,9 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
 
     ``exact_degrees="auto"``: for sparse input degrees 0 and 1 (one column and the row
     itself, outside the ``n_components`` budget, which the tail then gets whole); for
-    dense input the lowest degrees, in order, while their monomials (``C(d + j - 1, j)``
-    for degree ``j``) fit in ``n_components`` together, and then every other degree whose
+    dense input the lowest degrees, in order, while each one's monomials
+    (``C(d + j - 1, j)`` for degree ``j``) take at most half of the width still free,
+    and then every other degree whose
     monomials fit in the width the budget split would give it, re-splitting the freed
     width over the sketched degrees until no further degree fits.  An integer ``k`` asks for degrees
     ``0..k`` (at most 2 for sparse input).
@@ -161,10 +162,13 @@ def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
                          f"more than n_components={n_components}")
     if exact_degrees == "auto" and not sparse:
         # an exact degree is the kernel itself, its sketch only an estimate of it: take
-        # the low degrees whole while they fit, the tail (and its weight) gets the rest
+        # the low degrees whole while each takes at most half of the width still free,
+        # so that the sketched degrees are not starved (MNIST at 1,024: degree 1 alone,
+        # 784 monomials, would leave degrees >= 2 a fifth of the width)
         for j in range(top + 1):
             if coef[j] > 0 and j not in wanted:
-                if dense_width(wanted | {j}) > n_components:
+                free = n_components - dense_width(wanted)
+                if monomial_dimension(n_features, j) > free / 2:
                     break
                 wanted.add(j)
     widths = tail_widths(wanted)
@@ -533,8 +537,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         (``1 + n_features``, plus the pairs below with degree 2).  Dense
         input: degree ``j`` takes the ``C(d + j - 1, j)`` weighted monomials of the unit
         row, inside the ``n_components`` budget.  ``"auto"`` takes, for dense input, the
-        lowest degrees, in order, while their monomials fit in ``n_components``
-        together, then every other degree whose monomials fit in the width a budget
+        lowest degrees, in order, while each one's monomials take at most half of the
+        width still free, then every other degree whose monomials fit in the width a budget
         split would have given it (re-splitting the freed width over the sketched
         degrees); for sparse input degrees 0, 1 and 2 when the rows given to ``fit``
         are short (on average at most 32 non-zeros) and at most 100,000, else degrees 0

@@ -367,11 +367,13 @@ def test_auto_represents_the_cheap_degrees_exactly():
     assert sketch.widths_["ntk"][list(sketch.exact_degrees_)].sum() == 0
 
 
-@pytest.mark.parametrize("n_components, exact", [(2024, (0, 1, 2, 3)), (4096, (0, 1, 2, 3)),
-                                                 (2023, (0, 1, 2))])
-def test_auto_takes_the_low_degrees_whole_while_they_fit(n_components, exact):
-    """d = 21: degrees 0..3 have 1 + 21 + 231 + 1,771 = 2,024 monomials; they are exact
-    from that width on, although a budget split would give degree 3 less than 1,771."""
+@pytest.mark.parametrize("n_components, exact", [(3795, (0, 1, 2, 3)), (4096, (0, 1, 2, 3)),
+                                                 (3794, (0, 1, 2))])
+def test_auto_takes_the_low_degrees_whole_while_each_takes_half_the_free_width(
+        n_components, exact):
+    """d = 21: degrees 0..2 have 1 + 21 + 231 = 253 monomials and degree 3 has 1,771; it
+    is exact from 253 + 2 x 1,771 = 3,795 columns on, although a budget split would give
+    it less than 1,771."""
     from fastntk.ntk_sketch import choose_exact_degrees, split_widths
 
     X = np.random.default_rng(0).standard_normal((5, 21))
@@ -379,12 +381,22 @@ def test_auto_takes_the_low_degrees_whole_while_they_fit(n_components, exact):
     coef = sketch.coef_["ntk"]
     assert coef[3] > 0 and split_widths(coef, n_components - 253)[3] < 1771
     assert sketch.exact_degrees_[:len(exact)] == exact
-    # below 2,024 columns degree 3 (1,771 monomials) cannot join the exact degrees 0-2
     assert (3 in sketch.exact_degrees_) == (3 in exact)
     assert choose_exact_degrees(coef, n_components, 21, False, "auto")[0] == (
         sketch.exact_degrees_)
     assert sketch.n_exact_features_ <= n_components
     assert sketch.transform(X).shape == (5, n_components)
+
+
+@pytest.mark.parametrize("n_components, exact", [(1024, (0,)), (1569, (0, 1)), (1568, (0,))])
+def test_auto_does_not_starve_the_sketched_degrees(n_components, exact):
+    """d = 784 (MNIST): degree 1 is exact only where its 784 monomials leave the other
+    degrees at least as many columns (1 + 2 x 784 = 1,569)."""
+    from fastntk.ntk_sketch import choose_exact_degrees
+    from fastntk.polyfit import kernel_polynomial
+
+    coef, _ = kernel_polynomial("ntk", 8, depth=2)
+    assert choose_exact_degrees(coef, n_components, 784, False, "auto")[0] == exact
 
 
 def test_sparse_input_gets_its_own_row_as_the_exact_degree_one():
