@@ -636,10 +636,11 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         exact degrees: with ``exact_degrees="auto"`` the lowest while their monomials
         fit in half of ``n_components``, with an integer ``k`` degrees ``0..k``.  It
         costs ``O(m d + m^2)`` per row for ``m`` landmarks, ``m^2`` floats of memory
-        and of model file, and needs ``m`` non-zero rows in ``fit``.  ``"auto"``:
-        ``"nystroem"`` for dense input when, with ``exact_degrees="auto"``, every degree
-        of the polynomial is exact in at most half of ``n_components`` (a handful of
-        columns) and ``fit`` has enough non-zero rows; ``"sketch"`` otherwise.  Why: a
+        and of model file; with fewer non-zero rows in ``fit`` than ``m``, every one is
+        a landmark (the features are then exact on the fit rows) and the other columns
+        are zero.  ``"auto"``: ``"nystroem"`` for dense input when, with
+        ``exact_degrees="auto"``, every degree of the polynomial is exact in at most half
+        of ``n_components`` (a handful of columns); ``"sketch"`` otherwise.  Why: a
         polynomial of degree 8 misses the NTK near cosine 1, where its derivative is
         infinite, and on low-dimensional data near neighbours are what the model is
         made of: on the ccpp regression (d = 4) kernel ridge with the exact degree-8
@@ -804,10 +805,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 n_landmarks = self.n_components - sum(monomial_dimension(d, j)
                                                       for j in exact)
                 U, norms = _normalized_rows(np.asarray(X, dtype=np.float64), 1)
-                U = U[norms > 0]
-                if self.tail == "nystroem" or U.shape[0] >= n_landmarks:
-                    self._fit_nystroem_tail(rng, U, taylor, exact, n_landmarks)
-                    return
+                self._fit_nystroem_tail(rng, U[norms > 0], taylor, exact, n_landmarks)
+                return
         coef, error = kernel_polynomial("ntk", self.degree, poly=self.poly, depth=self.depth)
         exact_degrees = self.exact_degrees
         if exact_degrees == "auto" and sparse and takes_exact_pairs(X):
@@ -862,14 +861,11 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Nyström features of the rest of the NTK on ``n_landmarks`` landmarks drawn from
         the unit rows ``U`` (the non-zero rows of the fit input)."""
         d = self.n_features_in_
-        if U.shape[0] < n_landmarks:
-            raise ValueError(f"tail='nystroem' draws {n_landmarks} landmarks from the "
-                             f"non-zero rows given to fit, which has {U.shape[0]}: give "
-                             f"more rows, or a smaller n_components")
+        n_drawn = min(n_landmarks, U.shape[0])
         # the landmarks' kernel, its eigenvectors and its inverse square root
-        check_memory(8 * n_landmarks * (3 * n_landmarks + d),
+        check_memory(8 * n_drawn * (3 * n_drawn + d),
                      f"NTKSketch(n_components={self.n_components}, tail='nystroem')")
-        landmarks = U[np.sort(rng.choice(U.shape[0], n_landmarks, replace=False))]
+        landmarks = U[np.sort(rng.choice(U.shape[0], n_drawn, replace=False))]
         represented = np.zeros_like(taylor)
         represented[list(exact)] = taylor[list(exact)]
         self.coef_ = {"ntk": taylor}
@@ -882,7 +878,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.exact_ = MonomialFeatures(d, exact, taylor)
         self.n_exact_features_ = self.exact_.n_components
         self.sketch_ = RemainderNystroem(landmarks, represented, self.depth)
-        self._n_sketched = self.sketch_.n_components
+        self._n_sketched = n_landmarks          # columns past the landmarks' stay zero
         self.tail_ = "nystroem"
 
     def _fit_layerwise(self, rng):

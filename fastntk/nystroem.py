@@ -45,6 +45,8 @@ def _inverse_sqrt(K):
     (the kernel of repeated or collinear landmarks) come out of ``eigh`` as rounding
     noise of either sign, which the inverse square root would blow up.
     """
+    if K.shape[0] == 0:
+        return np.zeros((0, 0)), 0
     lam, U = scipy.linalg.eigh(K)
     keep = lam > _RCOND * max(lam[-1], 0.0)
     U = U[:, keep]

@@ -684,7 +684,7 @@ def test_nystroem_tail_exact_block_holds_the_taylor_degrees(low_dimensional):
 
 @pytest.mark.parametrize("n_rows, n_features, n_components, sparse, tail", [
     (600, 3, 400, False, "nystroem"),  # degrees 0-8 of 3 features: 165 columns <= 200
-    (300, 3, 400, False, "sketch"),    # 100 non-zero rows, fewer than its 235 landmarks
+    (300, 3, 400, False, "nystroem"),  # 100 non-zero rows: all landmarks, 135 zero columns
     (600, 3, 300, False, "sketch"),    # 165 columns > half of 300
     (600, 9, 4096, False, "sketch"),   # degrees 0-8 of 9 features: 24,310 columns
     (600, 3, 400, True, "sketch"),     # sparse input is never given landmarks
@@ -701,6 +701,9 @@ def test_auto_takes_the_nystroem_tail_for_a_handful_of_columns(n_rows, n_feature
     if tail == "nystroem":
         assert sketch.exact_degrees_ == tuple(range(9))
         assert (sketch.n_exact_features_, sketch._n_sketched) == (165, 235)
+        assert sketch.sketch_.n_components == min(235, np.count_nonzero(X.any(axis=1)))
+        F = sketch.transform(X)
+        np.testing.assert_array_equal(F[:, 165 + sketch.sketch_.n_components:], 0.0)
 
 
 def test_nystroem_tail_refuses_what_it_cannot_do(low_dimensional):
@@ -709,7 +712,6 @@ def test_nystroem_tail_refuses_what_it_cannot_do(low_dimensional):
     for params, X, message in [
             ({"tail": "nystroem"}, sp.csr_matrix(low_dimensional), "dense input"),
             ({"tail": "nystroem", "method": "layerwise"}, low_dimensional, "polyfit"),
-            ({"tail": "nystroem", "n_components": 500}, low_dimensional, "335 landmarks"),
             ({"tail": "nystroem", "exact_degrees": 3, "n_components": 20}, low_dimensional,
              "at least one")]:
         with pytest.raises(ValueError, match=message):
@@ -718,3 +720,12 @@ def test_nystroem_tail_refuses_what_it_cannot_do(low_dimensional):
                           exact_degrees="auto")
         assert sketch.__dict__.keys() == before.keys()
         assert sketch.sketch_ is before["sketch_"]
+
+
+def test_nystroem_tail_of_zero_rows_only_gives_zero_features():
+    sketch = NTKSketch(depth=2, n_components=300, tail="nystroem",
+                       random_state=0).fit(np.zeros((5, 3)))
+    assert sketch.sketch_.n_components == 0
+    F = sketch.transform(np.ones((2, 3)))
+    assert F.shape == (2, 300)
+    np.testing.assert_array_equal(F[:, sketch.n_exact_features_:], 0.0)
