@@ -8,11 +8,12 @@ Not an asv benchmark (minutes per data set): run it by hand on a quiet machine::
 
 For every data set of ``compare.py`` (its splits, depth 2, 4,096 features; 8,192 on
 MNIST, and 8,192 too on puma32h) it prints the fitted map's exact degrees, sketched
-widths and ``tail_signal_to_noise_``.  For the data sets named by ``--fits`` (the three
-text sets by default) it fits ``NTKRidge(Classifier)`` twice in this process, one thread:
-as fastntk does (the tail left out where its signal is below a tenth of its noise) and
-with the tail scored whatever its signal (what fastntk did before), and prints both test
-metrics, choices and fit CPU seconds, and their ratio.
+widths, what its tail holds (``tail_``) and ``tail_signal_to_noise_``.  For the data
+sets named by ``--fits`` (the three text sets by default) it fits
+``NTKRidge(Classifier)`` twice in this process, one thread: as fastntk does (the tail
+left out where its signal is below a tenth of its noise) and with the tail scored
+whatever its signal (what fastntk did before), and prints both test metrics, choices and
+fit CPU seconds, and their ratio.
 """
 import argparse
 import os
@@ -54,8 +55,9 @@ def main():
 
     threshold = ridge._TAIL_SIGNAL_MIN
     print(f"threshold: tail_signal_to_noise_ < {threshold}: the tail is left out\n")
-    print("| data set | width | exact degrees | sketched widths | tail_signal_to_noise_ |")
-    print("|---|---:|---|---|---:|")
+    print("| data set | width | exact degrees | sketched widths | tail | "
+          "tail_signal_to_noise_ |")
+    print("|---|---:|---|---|---|---:|")
     for name in args.datasets:
         n_train, n_test = SPLITS[name]
         X, _, _, _, _ = load(name, n_train, n_test)
@@ -63,7 +65,7 @@ def main():
         for m in WIDTHS.get(name, (4096,)):
             fm = NTKSketch(depth=2, n_components=m, random_state=0).fit(X)
             widths = {j: int(w) for j, w in enumerate(fm.widths_["ntk"]) if w > 0}
-            print(f"| {name} | {m} | {fm.exact_degrees_} | {widths or '-'} | "
+            print(f"| {name} | {m} | {fm.exact_degrees_} | {widths or '-'} | {fm.tail_} | "
                   f"{fm.tail_signal_to_noise_:.3g} |", flush=True)
 
     for name in args.fits:

@@ -173,12 +173,6 @@ class SparsePairFeatures:
         term of ``||x|| ||y|| sum_j a_j cos^j``.
     min_df : int, default=1
         Rows of ``X`` that must hold a pair for it to get a column.
-
-    Attributes
-    ----------
-    rest_width, rest_key : int
-        Width and hash key of the CountSketch that :meth:`transform` can give the pairs
-        without a column (0: none): set by the owner, which budgets its width.
     """
 
     def __init__(self, X, coef2, min_df=1):
@@ -202,12 +196,9 @@ class SparsePairFeatures:
             start = stop
         self.vocabulary = vocabulary[counts >= min_df]
         self.n_components = int(self.vocabulary.shape[0])
-        self.rest_width = 0
-        self.rest_key = 0
 
-    def _scaled_pairs(self, X, norms, n_threads):
-        """Codes, scaled values and row pointers of the pairs of ``X``, and which have a
-        column."""
+    def transform(self, X, norms, dtype, n_threads=1):
+        """The block of the rows of the canonical CSR ``X`` (norms ``norms``), as CSR."""
         codes, values, out_ptr = _row_pairs(X, n_threads)
         columns = np.searchsorted(self.vocabulary, codes)
         np.minimum(columns, max(self.n_components - 1, 0), out=columns)
@@ -215,50 +206,10 @@ class SparsePairFeatures:
             np.zeros(codes.shape[0], dtype=bool)
         row_scale = np.divide(self.scale, norms, out=np.zeros(X.shape[0]), where=norms > 0)
         values *= np.repeat(row_scale, np.diff(out_ptr))
-        return codes, values, out_ptr, columns, seen
-
-    def unseen_fraction(self, X, norms):
-        """Mean, over the non-zero rows of ``X``, of the share of ``||x ⊗ x||^2`` that
-        falls on pairs without a column."""
-        codes, values, out_ptr, _, seen = self._scaled_pairs(X, norms, 1)
         rows = np.repeat(np.arange(X.shape[0]), np.diff(out_ptr))
-        lost = np.bincount(rows[~seen], weights=values[~seen] ** 2, minlength=X.shape[0])
-        nonzero = norms > 0
-        if not nonzero.any() or self.scale == 0:
-            return 0.0
-        # the block of x has norm sqrt(a_2) ||x ⊗ x|| / ||x|| = sqrt(a_2) ||x||
-        return float(np.mean(lost[nonzero] / norms[nonzero] ** 2) / self.scale ** 2)
-
-    def transform(self, X, norms, dtype, n_threads=1, rest=None):
-        """The block of the rows of the canonical CSR ``X`` (norms ``norms``), as CSR.
-
-        With ``rest`` (an array of shape ``(n_rows, rest_width)``), the pairs without a
-        column are CountSketched into it (bucket and sign hashed from their codes under
-        ``rest_key``), each row rescaled to their exact norm: with the block, an
-        estimate of the whole degree 2, exact on the diagonal.
-        """
-        codes, values, out_ptr, columns, seen = self._scaled_pairs(X, norms, n_threads)
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(out_ptr))
-        if rest is not None:
-            self._sketch_rest(codes[~seen], values[~seen], rows[~seen], rest, n_threads)
         kept = np.zeros(X.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows[seen], minlength=X.shape[0]), out=kept[1:])
         index_dtype = np.int32 if max(self.n_components, kept[-1]) < 2**31 else np.int64
         return sp.csr_matrix((values[seen].astype(dtype), columns[seen].astype(index_dtype),
                               kept.astype(index_dtype)),
                              shape=(X.shape[0], self.n_components))
-
-    def _sketch_rest(self, codes, values, rows, rest, n_threads):
-        from ._compiled import countsketch_csr_hashed
-
-        indptr = np.zeros(rest.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=rest.shape[0]), out=indptr[1:])
-        out = np.zeros((rest.shape[0], 1, self.rest_width), dtype=rest.dtype)
-        countsketch_csr_hashed(values.astype(rest.dtype), codes, indptr,
-                               np.array([self.rest_key], dtype=np.uint64), out, 0, n_threads)
-        # rescaled to the exact norm, as the sketched degrees: an exact diagonal
-        exact_sq = np.bincount(rows, weights=values ** 2, minlength=rest.shape[0])
-        sketch_sq = np.einsum("ij,ij->i", out[:, 0], out[:, 0], dtype=np.float64)
-        scale = np.sqrt(np.divide(exact_sq, sketch_sq, out=np.zeros_like(exact_sq),
-                                  where=sketch_sq > 0))
-        rest[:] = out[:, 0] * scale[:, None].astype(rest.dtype)

@@ -249,20 +249,12 @@ def _sketch_from_6(state):
     return state
 
 
-def _pairs_from_6(state):
-    """Format 6 dropped the pairs of columns without a column; format 7 may CountSketch
-    them into the tail (``rest_width``, 0: not)."""
-    state.setdefault("rest_width", 0)
-    state.setdefault("rest_key", 0)
-    return state
-
-
 #: file format -> class name -> conversion of a decoded state to the next format
 _UPGRADES = {2: {"NTKSketch": _sketch_from_2, "cg.BlockStatistics": _cg_statistics_from_2},
              3: {"NTKSketch": _sketch_from_3, "cg.BlockStatistics": _cg_statistics_from_3},
              4: {"NTKRidge": _ridge_from_4, "NTKRidgeClassifier": _ridge_from_4},
              5: {"NTKSketch": _sketch_from_5},
-             6: {"NTKSketch": _sketch_from_6, "SparsePairFeatures": _pairs_from_6}}
+             6: {"NTKSketch": _sketch_from_6}}
 
 
 class _Decoder:

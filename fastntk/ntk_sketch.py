@@ -79,6 +79,11 @@ _AUTO_PAIRS_MEAN_NNZ = 32
 _AUTO_PAIRS_MAX_ROWS = 100_000
 
 
+# tail="auto" takes landmarks only where the monomials of degrees 0..8 (at least) fit in
+# half of n_components: at most 5 features at the default width
+_NYSTROEM_MIN_DEGREE = 8
+
+
 def split_widths(coef, n_components):
     """Output width of every degree of a budget-split polynomial sketch.
 
@@ -114,30 +119,6 @@ def split_widths(coef, n_components):
     remainder = budget - widths[1:].sum()
     widths[1 + np.argsort(-(raw - np.floor(raw)), kind="stable")[:remainder]] += 1
     return widths
-
-
-def split_widths_with_rest(coef, exact, unseen_fraction, n_components):
-    """Widths of the sketched degrees and of the CountSketch of the unseen pairs.
-
-    Beside the exact pairs of columns of sparse rows, the pairs without a column carry
-    ``unseen_fraction`` of degree 2 (on average over the rows): a CountSketch (variance
-    about 1 per coordinate) of them competes for ``n_components`` with the sketched
-    degrees, with score ``a_2 unseen_fraction`` against ``a_j sqrt(V_j)`` (as in
-    :func:`split_widths`).
-
-    Returns
-    -------
-    rest_width : int
-    widths : ndarray of int64, shape (degree + 1,)
-    """
-    tail = np.asarray(coef, dtype=float).copy()
-    tail[list(exact)] = 0.0
-    scores = tail[1:] * np.sqrt([_BLOCK_VARIANCE.get(j, _TREE_VARIANCE)
-                                 for j in range(1, tail.shape[0])])
-    rest_score = coef[2] * unseen_fraction
-    total = rest_score + scores.sum()
-    rest_width = int(round(n_components * rest_score / total)) if total > 0 else 0
-    return rest_width, split_widths(tail, n_components - rest_width)
 
 
 def choose_exact_degrees(coef, n_components, n_features, sparse, exact_degrees):
@@ -232,12 +213,14 @@ def remainder_exact_degrees(coef, n_components, n_features, exact_degrees):
 def takes_nystroem_tail(coef, n_components, n_features):
     """Whether ``tail="auto"`` completes the exact degrees of dense rows with landmarks.
 
-    Yes when every degree of the polynomial is exact in at most half of
-    ``n_components`` (a handful of columns: 495 monomials of degrees 0-8 for 4
-    features): nothing is left to sketch, and what the polynomial misses (the NTK near
-    cosine 1) is what limits the model.
+    Yes for rows of a handful of columns: the monomials of every degree up to that of
+    the polynomial, and at least up to 8, fit in half of ``n_components`` (495 of them
+    for 4 features).  Nothing is then left to sketch, and what the polynomial misses
+    (the NTK near cosine 1) is what limits the model.  A lower ``degree`` does not make
+    wider rows take landmarks: it asks for a cheaper map, not a Nyström one.
     """
-    return (sum(monomial_dimension(n_features, j) for j in range(len(coef)))
+    top = max(len(coef) - 1, _NYSTROEM_MIN_DEGREE)
+    return (sum(monomial_dimension(n_features, j) for j in range(top + 1))
             <= n_components // 2)
 
 
@@ -475,11 +458,6 @@ class _TensorReduction:
         return out[:, 0]
 
 
-def _row_norms(X):
-    """Row norms of canonical CSR rows, accumulated in float64."""
-    return np.sqrt(csr_row_norms_sq(X.data, X.indptr, 1))
-
-
 @jit
 def _dense_row_norms_sq(X):
     """Squared row norms accumulated in float64, in column order (as the CSR helper)."""
@@ -577,11 +555,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         low-dimensional input has low degrees of small rank, on which a sketch wastes its
         width.  Sparse degree 2 is ``sqrt(a_2) (x ⊗ x) / ||x||`` over the pairs of columns
         that at least ``min_pair_df`` of the rows given to ``fit`` hold (one column per
-        such pair, as a vectoriser's vocabulary of words); the other pairs of a row go
-        to a CountSketch in the last columns of the sketched tail, rescaled to their
-        exact norm, with a width in proportion to their share of degree 2 on the first
-        1,000 fit rows, so that the features still estimate the whole polynomial, exactly
-        on the diagonal.  A row costs its ``k (k + 1) / 2`` pairs (``k`` non-zeros), so the
+        such pair, as a vectoriser's vocabulary of words; the other pairs are dropped at
+        transform).  A row costs its ``k (k + 1) / 2`` pairs (``k`` non-zeros), so the
         cost grows with the square of a row's length: hence the limit on the mean row
         length.  On short texts (tweets, sentences, titles), with the default
         ``min_pair_df=2`` and :class:`fastntk.NTKRidge`'s default grids, the pairs were
@@ -599,10 +574,8 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         held by one row only adds to the kernel between the fitted rows on that row's
         diagonal alone (a row-specific change of the ridge, not a similarity); on short
         texts most pairs are such (76-81% of the pairs of three TF-IDF sets), and
-        leaving them to the tail's CountSketch (which :class:`fastntk.NTKRidge` leaves
-        out on such texts) made the exact pairs 4.2-5.4x fewer and the models more
-        accurate (e.g. Trump tweets: RMSE 1.8849 against 1.9043 with every pair kept).
-        Unused otherwise.
+        dropping them made the pairs 4.2-5.4x fewer and more accurate (e.g. Trump tweets:
+        RMSE 1.8849 against 1.9043 with every pair kept).  Unused otherwise.
     sketch_degrees : {"auto", "all"}, default="auto"
         Which of the other degrees are sketched (``method="polyfit"`` only; layerwise
         sketches all).  ``"all"``: every degree of the polynomial, an unbiased estimate
@@ -639,8 +612,9 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         and of model file; with fewer non-zero rows in ``fit`` than ``m``, every one is
         a landmark (the features are then exact on the fit rows) and the other columns
         are zero.  ``"auto"``: ``"nystroem"`` for dense input when, with
-        ``exact_degrees="auto"``, every degree of the polynomial is exact in at most half
-        of ``n_components`` (a handful of columns); ``"sketch"`` otherwise.  Why: a
+        ``exact_degrees="auto"``, the monomials of every degree up to ``max(degree, 8)``
+        fit in half of ``n_components`` (a handful of columns: at most 5 at the default
+        width); ``"sketch"`` otherwise.  Why: a
         polynomial of degree 8 misses the NTK near cosine 1, where its derivative is
         infinite, and on low-dimensional data near neighbours are what the model is
         made of: on the ccpp regression (d = 4) kernel ridge with the exact degree-8
@@ -676,9 +650,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Over the pairs of the first 1,000 rows given to ``fit``, the largest ratio, over
         the sketched degrees, of a degree's off-diagonal part of the kernel to the noise
         its sketch adds, ``E[t^(2j)] m_j / V_j`` (polyfit; NaN for layerwise, without a
-        sketched degree or without two non-zero rows; the CountSketch of the unseen
-        pairs of words is not counted: they are held by fewer than ``min_pair_df`` fit
-        rows, so nearly all of their part is diagonal).  Far below 1, the tail is a noisy
+        sketched degree or without two non-zero rows).  Far below 1, the tail is a noisy
         multiple of the identity on these data (short texts beside their exact pairs of
         words, depth 2, 4,096 features: 0.002 to 0.005); :class:`fastntk.NTKRidge` then
         leaves it out.
@@ -821,14 +793,6 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 powers.update(zip(missing, mean_powers_of_cosines(X, missing)))
             return np.array([powers[j] for j in degrees])
 
-        pairs = (SparsePairFeatures(X, coef[2], self.min_pair_df)
-                 if sparse and 2 in exact else None)
-        rest_width = 0
-        if pairs is not None:
-            sample = X[:_COSINE_ROWS]
-            rest_width, widths = split_widths_with_rest(
-                coef, exact, pairs.unseen_fraction(sample, _row_norms(sample)),
-                self.n_components)
         if self.sketch_degrees == "auto" and not sparse:
             widths = drop_noisy_degrees(coef, widths, mean_powers)
         self.tail_signal_to_noise_ = max(signal_to_noise(coef, widths, mean_powers).values(),
@@ -843,17 +807,15 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         self.n_linear_features_ = sum(monomial_dimension(self.n_features_in_, j)
                                       for j in exact if j <= 1)
         if sparse:
-            self.exact_ = pairs
+            self.exact_ = (SparsePairFeatures(X, coef[2], self.min_pair_df)
+                           if 2 in exact else None)
             self.n_exact_features_ = self.n_linear_features_ + (
-                pairs.n_components if pairs is not None else 0)
+                self.exact_.n_components if 2 in exact else 0)
         else:
             self.exact_ = MonomialFeatures(self.n_features_in_, exact, coef)
             self.n_exact_features_ = self.exact_.n_components
         self.sketch_ = _PolynomialSketch(coef, widths, self.n_features_in_, rng)
-        if pairs is not None:
-            pairs.rest_width = rest_width
-            pairs.rest_key = int(rng.randint(0, 2**63, dtype=np.uint64))
-        self._n_sketched = self.sketch_.n_components + rest_width
+        self._n_sketched = self.sketch_.n_components
         self.tail_ = "sketch"
 
     def _fit_nystroem_tail(self, rng, U, taylor, exact, n_landmarks):
@@ -972,19 +934,13 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         exact = sparse_linear_block(X, norms, coef[0],
                                     coef[1] if 1 in self.exact_degrees_ else None, X.dtype)
         if self.exact_ is not None:
-            exact = sp.hstack([exact, self._pairs(X, norms, out if sketched else None)],
-                              format="csr")
+            exact = sp.hstack([exact, self._pairs(X, norms)], format="csr")
         return exact, out
 
-    def _pairs(self, X, norms, tail=None):
-        """The exact degree-2 block of validated sparse rows; with ``tail`` (their
-        sketched features), the CountSketch of their unseen pairs into its last
-        columns."""
+    def _pairs(self, X, norms):
+        """The exact degree-2 block of validated sparse rows."""
         n_threads = _effective_n_threads(self.n_jobs, X.nnz)
-        rest = None
-        if tail is not None and self.exact_.rest_width:
-            rest = tail[:, tail.shape[1] - self.exact_.rest_width:]
-        return self.exact_.transform(X, norms, X.dtype, n_threads, rest)
+        return self.exact_.transform(X, norms, X.dtype, n_threads)
 
     def _validated_exact_dot(self, X, W, sketched=True):
         """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block
@@ -1005,8 +961,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         if 1 in self.exact_degrees_:
             product += np.sqrt(coef[1]) * np.asarray(X @ W[1:head])
         if self.exact_ is not None:
-            product += np.asarray(self._pairs(X, norms, tail if sketched else None)
-                                  @ W[head:])
+            product += np.asarray(self._pairs(X, norms) @ W[head:])
         return product, tail
 
     def _validated_tail(self, X, sketched=True):
@@ -1031,6 +986,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 rows = X if stop - start == X.shape[0] else X[start:stop]
                 U, norms = _normalized_rows(rows, n_threads, parts)
                 if width:
+                    # a Nyström tail with fewer landmarks than its columns fills the first
                     unit = self._transform_unit(U, sketched)
                     out[start:stop, :unit.shape[1]] = unit
                     out[start:stop, :unit.shape[1]] *= norms[:, None].astype(X.dtype)

@@ -470,71 +470,6 @@ def test_sparse_degree_two_is_exact_over_the_pairs_enough_fit_rows_hold(min_pair
     assert new.has_sorted_indices
 
 
-def test_unseen_fraction_is_the_mean_share_of_the_pairs_without_a_column():
-    X = sp.random(40, 30, density=0.15, format="csr", random_state=1)
-    sketch = NTKSketch(depth=2, n_components=64, exact_degrees=2, min_pair_df=3,
-                       random_state=0).fit(X)
-    counts = _pair_counts(X)
-    kept = sorted(pair for pair, count in counts.items() if count >= 3)
-    unseen = sorted(pair for pair, count in counts.items() if count < 3)
-    a2 = sketch.coef_["ntk"][2]
-    lost = (_pair_features_brute_force(X, unseen, a2) ** 2).sum(axis=1)
-    total = lost + (_pair_features_brute_force(X, kept, a2) ** 2).sum(axis=1)
-    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    nonzero = norms > 0
-    np.testing.assert_allclose(total, a2 * norms ** 2)      # ||x ⊗ x|| = ||x||^2
-    assert sketch.exact_.unseen_fraction(X, norms) == pytest.approx(
-        np.mean(lost[nonzero] / total[nonzero]))
-
-
-@pytest.mark.parametrize("min_pair_df, has_rest", [(1, False), (2, True)])
-def test_the_unseen_pairs_get_width_in_proportion_to_their_share(min_pair_df, has_rest):
-    from fastntk.ntk_sketch import split_widths_with_rest
-
-    X = sp.random(60, 200, density=0.03, format="csr", random_state=0)
-    sketch = NTKSketch(depth=2, n_components=256, exact_degrees=2, min_pair_df=min_pair_df,
-                       random_state=0).fit(X)
-    rest = sketch.exact_.rest_width
-    assert (rest > 0) == has_rest                 # every pair of the fit rows has a column
-    assert rest + sketch.widths_["ntk"].sum() == sketch._n_sketched == 256
-    assert split_widths_with_rest(sketch.coef_["ntk"], (0, 1, 2), 0.0, 256)[0] == 0
-    coef = sketch.coef_["ntk"]
-    scores = [coef[j] * np.sqrt(2.0) for j in range(3, len(coef))]
-    rest_share = split_widths_with_rest(coef, (0, 1, 2), 0.5, 1000)[0] / 1000
-    assert rest_share == pytest.approx(0.5 * coef[2] / (0.5 * coef[2] + sum(scores)),
-                                       abs=1e-3)
-
-
-def test_pairs_and_their_hashed_rest_estimate_the_polynomial_without_bias():
-    """The exact pairs plus the CountSketch of the unseen pairs (and the sketched
-    degrees): over seeds, the mean kernel is the polynomial's, within a few standard
-    errors, and every draw is exact on the diagonal."""
-    X = sp.random(30, 400, density=0.02, format="csr", random_state=3)
-    X.data = np.abs(X.data)
-    n_seeds = 40
-    grams = []
-    for seed in range(n_seeds):
-        sketch = NTKSketch(depth=2, n_components=128, exact_degrees=2, random_state=seed)
-        F = sketch.fit(X).transform(X)
-        grams.append((F @ F.T).toarray())
-    assert sketch.exact_.rest_width > 0
-    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    scale = np.outer(norms, norms)
-    cos = np.divide((X @ X.T).toarray(), scale, out=np.zeros_like(scale), where=scale > 0)
-    expected = scale * np.polynomial.polynomial.polyval(cos, sketch.coef_["ntk"])
-    for gram in grams:
-        np.testing.assert_allclose(np.diag(gram), np.diag(expected), rtol=1e-10)
-    mean, se = np.mean(grams, axis=0), np.std(grams, axis=0, ddof=1) / np.sqrt(n_seeds)
-    off = ~np.eye(30, dtype=bool) & (se > 0)
-    z = (mean - expected)[off] / se[off]
-    assert np.abs(z).max() < 5.0 and abs(z.mean()) < 0.1
-    # without the rest, the unseen pairs' part of the kernel is missing
-    exact, tail = sketch.transform_blocks(X)
-    no_rest = (exact @ exact.T).toarray() + tail[:, :-sketch.exact_.rest_width] @ \
-        tail[:, :-sketch.exact_.rest_width].T
-    assert np.all(np.diag(no_rest) < np.diag(expected) - 1e-3 * np.diag(expected))
-
-
 def test_pair_counts_add_up_across_the_chunks_of_a_fit(monkeypatch):
     # a vocabulary collected a few rows at a time counts each pair over all the rows
     X = sp.random(50, 20, density=0.2, format="csr", random_state=4)
@@ -729,3 +664,11 @@ def test_nystroem_tail_of_zero_rows_only_gives_zero_features():
     F = sketch.transform(np.ones((2, 3)))
     assert F.shape == (2, 300)
     np.testing.assert_array_equal(F[:, sketch.n_exact_features_:], 0.0)
+
+
+def test_a_low_degree_does_not_give_wider_rows_landmarks():
+    # degrees 0-1 of 30 features fit in half the width, degrees 0-8 do not
+    X = np.random.default_rng(0).standard_normal((400, 30))
+    assert NTKSketch(degree=1, n_components=256, random_state=0).fit(X).tail_ == "sketch"
+    assert NTKSketch(degree=1, n_components=256, tail="nystroem",
+                     random_state=0).fit(X).tail_ == "nystroem"
