@@ -942,27 +942,47 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         n_threads = _effective_n_threads(self.n_jobs, X.nnz)
         return self.exact_.transform(X, norms, X.dtype, n_threads)
 
-    def _validated_exact_dot(self, X, W, sketched=True):
-        """``(E(X) @ W, T(X))`` for validated rows, without forming the exact block
-        (``T(X)`` without columns unless ``sketched``).
+    def _validated_dot(self, X, W, sketched=True):
+        """``phi(X) @ W`` for validated rows, each block applied the cheapest way.
 
-        Only for sparse output, whose exact block is ``[sqrt(a_0) ||x||, sqrt(a_1) x,
-        pairs]``: its product with ``W`` (shape ``(n_exact_features_, k)``) is ``sqrt(a_0)
-        ||x|| W[0] + sqrt(a_1) x W[1:1 + d] + pairs(x) W[1 + d:]``, which a predictor
-        needs and which costs less than building the block (for one row, building it
-        costs more than the sketch).  None for dense output.
+        ``W`` has one row per output column (per exact column only, without
+        ``sketched``: the tail is then not computed).  A predictor needs this product,
+        not the features:
+
+        - a sparse exact block ``[sqrt(a_0) ||x||, sqrt(a_1) x, pairs]`` is applied
+          without being built, ``sqrt(a_0) ||x|| W[0] + sqrt(a_1) x W[1:1 + d] +
+          pairs(x) W[1 + d:]`` (for one row, building it costs more than the sketch);
+        - a Nyström tail ``||x|| R(u, L) N`` (``N`` the landmarks' inverse square root)
+          is applied as ``||x|| R(u, L) (N W_tail)``: ``O(m d + m k)`` per row instead of
+          ``O(m^2)``, and ``N W_tail`` is computed once per call.
         """
-        if not self.sparse_output_:
-            return None
-        X, tail, norms = self._validated_tail(X, sketched)
-        coef = self.coef_["ntk"]
-        product = np.sqrt(coef[0]) * norms[:, None] * W[0]
-        head = self.n_linear_features_
-        if 1 in self.exact_degrees_:
-            product += np.sqrt(coef[1]) * np.asarray(X @ W[1:head])
-        if self.exact_ is not None:
-            product += np.asarray(self._pairs(X, norms) @ W[head:])
-        return product, tail
+        head = self.n_exact_features_
+        if self.sparse_output_:
+            X, tail, norms = self._validated_tail(X, sketched)
+            coef = self.coef_["ntk"]
+            product = np.sqrt(coef[0]) * norms[:, None] * W[0]
+            linear = self.n_linear_features_
+            if 1 in self.exact_degrees_:
+                product += np.sqrt(coef[1]) * np.asarray(X @ W[1:linear])
+            if self.exact_ is not None:
+                product += np.asarray(self._pairs(X, norms) @ W[linear:head])
+        elif sketched and self.tail_ == "nystroem":
+            _, exact, norms = self._validated_tail(X, sketched=False)
+            product = exact.astype(np.float64, copy=False) @ W[:head]
+            landmarks = self.sketch_.n_components
+            folded = self.sketch_.normalization @ W[head:head + landmarks]
+            for start in range(0, X.shape[0], self._batch_size()):
+                rows = X[start:start + self._batch_size()]
+                U, _ = _normalized_rows(np.asarray(rows, dtype=np.float64), 1)
+                product[start:start + U.shape[0]] += (
+                    norms[start:start + U.shape[0], None] * (self.sketch_._kernel(U) @ folded))
+            return product
+        else:
+            _, features, _ = self._validated_tail(X, sketched)
+            return features.astype(np.float64, copy=False) @ W
+        if sketched:
+            product += tail.astype(np.float64, copy=False) @ W[head:]
+        return product
 
     def _validated_tail(self, X, sketched=True):
         """The rows (as the exact block reads them), the dense features (the sketched

@@ -597,19 +597,16 @@ class _BaseNTKRidge(BaseEstimator):
         return out
 
     def _linear_decision(self, X, coef):
-        """``[E(X) | T(X)] @ coef`` for validated rows (maps that can apply their exact
-        block to the weights without forming it do so; a tail whose weights are all zero,
-        as when the tail was left out, is not computed)."""
+        """``[E(X) | T(X)] @ coef`` for validated rows (maps that can apply their blocks
+        to the weights without forming them do so; a tail whose weights are all zero, as
+        when the tail was left out, is not computed)."""
         fm = self.feature_map_
         head = getattr(fm, "n_exact_features_", 0)
         sketched = not (head and hasattr(fm, "transform_blocks") and not coef[head:].any())
         if not sketched:
             coef = coef[:head]
-        direct = (fm._validated_exact_dot(X, coef[:head], sketched)
-                  if hasattr(fm, "_validated_exact_dot") else None)
-        if direct is not None:
-            product, tail = direct
-            return product + tail.astype(np.float64, copy=False) @ coef[head:]
+        if hasattr(fm, "_validated_dot"):
+            return fm._validated_dot(X, coef, sketched)
         exact, tail = _feature_blocks(fm, X, validated=True, sketched=sketched)
         head = 0 if exact is None else exact.shape[1]
         out = np.zeros((X.shape[0], coef.shape[1]))

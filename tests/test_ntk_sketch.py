@@ -522,12 +522,21 @@ def test_auto_takes_no_pairs_of_too_many_rows(monkeypatch):
     assert NTKSketch(n_components=64, depth=2).fit(X[:39]).exact_degrees_ == (0, 1, 2)
 
 
-def test_predictions_through_the_exact_block_product_match_the_features():
-    X = sp.random(60, 40, density=0.1, format="csr", random_state=0)
-    y = np.asarray(X[:, 0].todense()).ravel() * np.asarray(X[:, 1].todense()).ravel()
-    model = NTKRidge(NTKSketch(depth=2, n_components=32, exact_degrees=2, random_state=0),
-                     solver="dual", gammas=(1.0,)).fit(X, y)
-    Z = sp.random(9, 40, density=0.2, format="csr", random_state=3)
+@pytest.mark.parametrize("sparse, tail", [(True, "sketch"), (False, "sketch"),
+                                          (False, "nystroem")])
+def test_predictions_through_the_blocks_products_match_the_features(sparse, tail):
+    """Predict applies a sparse exact block, and a Nyström tail through its folded
+    factor, to the weights without forming the features: the same predictions."""
+    rng = np.random.default_rng(0)
+    X = (sp.random(60, 40, density=0.1, format="csr", random_state=0) if sparse
+         else rng.standard_normal((60, 3)))
+    Z = (sp.random(9, 40, density=0.2, format="csr", random_state=3) if sparse
+         else rng.standard_normal((9, 3)))
+    y = np.asarray(X[:, [0]].toarray() if sparse else X[:, [0]]).ravel() ** 2
+    model = NTKRidge(NTKSketch(depth=2, n_components=48, exact_degrees=2, tail=tail,
+                               random_state=0),
+                     solver="dual", gammas=(1.0,), tail_gammas="same").fit(X, y)
+    assert model.feature_map_.tail_ == tail and model.coef_[-1] != 0
     F = model.feature_map_.transform(Z)
     np.testing.assert_allclose(model.predict(Z), F @ model.coef_ + model.intercept_,
                                rtol=1e-10, atol=1e-12)
