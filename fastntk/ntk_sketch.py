@@ -954,7 +954,7 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
           pairs(x) W[1 + d:]`` (for one row, building it costs more than the sketch);
         - a Nyström tail ``||x|| R(u, L) N`` (``N`` the landmarks' inverse square root)
           is applied as ``||x|| R(u, L) (N W_tail)``: ``O(m d + m k)`` per row instead of
-          ``O(m^2)``, and ``N W_tail`` is computed once per call.
+          ``O(m^2)`` (:meth:`fastntk.nystroem.RemainderNystroem.dot`).
         """
         head = self.n_exact_features_
         if self.sparse_output_:
@@ -969,13 +969,12 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         elif sketched and self.tail_ == "nystroem":
             _, exact, norms = self._validated_tail(X, sketched=False)
             product = exact.astype(np.float64, copy=False) @ W[:head]
-            landmarks = self.sketch_.n_components
-            folded = self.sketch_.normalization @ W[head:head + landmarks]
-            for start in range(0, X.shape[0], self._batch_size()):
-                rows = X[start:start + self._batch_size()]
-                U, _ = _normalized_rows(np.asarray(rows, dtype=np.float64), 1)
-                product[start:start + U.shape[0]] += (
-                    norms[start:start + U.shape[0], None] * (self.sketch_._kernel(U) @ folded))
+            weights = W[head:head + self.sketch_.n_components]
+            step = self._batch_size()
+            for start in range(0, X.shape[0], step):
+                U, _ = _normalized_rows(np.asarray(X[start:start + step], dtype=np.float64), 1)
+                rows = slice(start, start + U.shape[0])
+                product[rows] += norms[rows, None] * self.sketch_.dot(U, weights)
             return product
         else:
             _, features, _ = self._validated_tail(X, sketched)

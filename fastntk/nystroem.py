@@ -92,6 +92,19 @@ class RemainderNystroem:
         out[:] = self._kernel(U) @ self.normalization
         return out
 
+    def dot(self, U, W):
+        """``transform(U) @ W`` as ``R(U, L) (N W)``: ``O(m d + m k)`` a row.
+
+        ``N W`` costs ``O(m^2 k)``, more than a one-row request's features: it is kept
+        for the last ``W`` (a model predicts with one), and recomputed when ``W``
+        changes.
+        """
+        cached = getattr(self, "_folded", None)
+        if cached is None or not np.array_equal(cached[0], W):
+            cached = (np.array(W, dtype=np.float64), self.normalization @ W)
+            self._folded = cached                # one assignment: safe across threads
+        return self._kernel(U) @ cached[1]
+
 
 class NTKNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Nyström features of the exact NTK (or NNGP) of a fully-connected ReLU network.

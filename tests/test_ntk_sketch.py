@@ -681,3 +681,17 @@ def test_a_low_degree_does_not_give_wider_rows_landmarks():
     assert NTKSketch(degree=1, n_components=256, random_state=0).fit(X).tail_ == "sketch"
     assert NTKSketch(degree=1, n_components=256, tail="nystroem",
                      random_state=0).fit(X).tail_ == "nystroem"
+
+
+def test_nystroem_tail_dot_is_its_features_times_the_weights(low_dimensional):
+    sketch = NTKSketch(depth=2, n_components=60, exact_degrees=1, tail="nystroem",
+                       random_state=0).fit(low_dimensional)
+    tail = sketch.sketch_
+    U = low_dimensional[:9] / np.maximum(
+        np.linalg.norm(low_dimensional[:9], axis=1), 1e-300)[:, None]
+    features = tail.transform(U, np.empty((9, tail.n_components)))
+    rng = np.random.default_rng(0)
+    for W in (rng.standard_normal((tail.n_components, 2)),
+              rng.standard_normal((tail.n_components, 2))):    # a new W is folded anew
+        np.testing.assert_allclose(tail.dot(U, W), features @ W, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(tail.dot(U, W), features @ W, rtol=1e-9, atol=1e-12)
