@@ -971,10 +971,14 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             product = exact.astype(np.float64, copy=False) @ W[:head]
             weights = W[head:head + self.sketch_.n_components]
             step = self._batch_size()
-            for start in range(0, X.shape[0], step):
-                U, _ = _normalized_rows(np.asarray(X[start:start + step], dtype=np.float64), 1)
-                rows = slice(start, start + U.shape[0])
-                product[rows] += norms[rows, None] * self.sketch_.dot(U, weights)
+            n_threads = _effective_n_threads(self.n_jobs,
+                                             X.shape[0] * self.sketch_.n_components)
+            with _limit_threads(n_threads):
+                for start in range(0, X.shape[0], step):
+                    U, _ = _normalized_rows(
+                        np.asarray(X[start:start + step], dtype=np.float64), n_threads)
+                    rows = slice(start, start + U.shape[0])
+                    product[rows] += norms[rows, None] * self.sketch_.dot(U, weights)
             return product
         else:
             _, features, _ = self._validated_tail(X, sketched)
