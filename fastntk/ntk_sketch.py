@@ -956,35 +956,42 @@ class NTKSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
           is applied as ``||x|| R(u, L) (N W_tail)``: ``O(m d + m k)`` per row instead of
           ``O(m^2)`` (:meth:`fastntk.nystroem.RemainderNystroem.dot`).
         """
-        head = self.n_exact_features_
         if self.sparse_output_:
-            X, tail, norms = self._validated_tail(X, sketched)
-            coef = self.coef_["ntk"]
-            product = np.sqrt(coef[0]) * norms[:, None] * W[0]
-            linear = self.n_linear_features_
-            if 1 in self.exact_degrees_:
-                product += np.sqrt(coef[1]) * np.asarray(X @ W[1:linear])
-            if self.exact_ is not None:
-                product += np.asarray(self._pairs(X, norms) @ W[linear:head])
-        elif sketched and self.tail_ == "nystroem":
-            _, exact, norms = self._validated_tail(X, sketched=False)
-            product = exact.astype(np.float64, copy=False) @ W[:head]
-            weights = W[head:head + self.sketch_.n_components]
-            step = self._batch_size()
-            n_threads = _effective_n_threads(self.n_jobs,
-                                             X.shape[0] * self.sketch_.n_components)
-            with _limit_threads(n_threads):
-                for start in range(0, X.shape[0], step):
-                    U, _ = _normalized_rows(
-                        np.asarray(X[start:start + step], dtype=np.float64), n_threads)
-                    rows = slice(start, start + U.shape[0])
-                    product[rows] += norms[rows, None] * self.sketch_.dot(U, weights)
-            return product
-        else:
-            _, features, _ = self._validated_tail(X, sketched)
-            return features.astype(np.float64, copy=False) @ W
+            return self._sparse_output_dot(X, W, sketched)
+        if sketched and self.tail_ == "nystroem":
+            return self._nystroem_dot(X, W)
+        _, features, _ = self._validated_tail(X, sketched)
+        return features.astype(np.float64, copy=False) @ W
+
+    def _sparse_output_dot(self, X, W, sketched):
+        """:meth:`_validated_dot` of a sparse exact block, applied without being built."""
+        X, tail, norms = self._validated_tail(X, sketched)
+        coef = self.coef_["ntk"]
+        head, linear = self.n_exact_features_, self.n_linear_features_
+        product = np.sqrt(coef[0]) * norms[:, None] * W[0]
+        if 1 in self.exact_degrees_:
+            product += np.sqrt(coef[1]) * np.asarray(X @ W[1:linear])
+        if self.exact_ is not None:
+            product += np.asarray(self._pairs(X, norms) @ W[linear:head])
         if sketched:
             product += tail.astype(np.float64, copy=False) @ W[head:]
+        return product
+
+    def _nystroem_dot(self, X, W):
+        """:meth:`_validated_dot` of dense rows with a Nyström tail, applied through its
+        folded factor."""
+        head = self.n_exact_features_
+        _, exact, norms = self._validated_tail(X, sketched=False)
+        product = exact.astype(np.float64, copy=False) @ W[:head]
+        weights = W[head:head + self.sketch_.n_components]
+        step = self._batch_size()
+        n_threads = _effective_n_threads(self.n_jobs, X.shape[0] * self.sketch_.n_components)
+        with _limit_threads(n_threads):
+            for start in range(0, X.shape[0], step):
+                U, _ = _normalized_rows(np.asarray(X[start:start + step], dtype=np.float64),
+                                        n_threads)
+                rows = slice(start, start + U.shape[0])
+                product[rows] += norms[rows, None] * self.sketch_.dot(U, weights)
         return product
 
     def _validated_tail(self, X, sketched=True):
