@@ -129,6 +129,30 @@ def _width(dataset):
     return 2 * N_COMPONENTS if dataset == "mnist" else N_COMPONENTS
 
 
+#: The NTKSketch + NTKRidge methods: NTKSketch's parameters beside depth 2, ``m``
+#: features (``width_factor`` multiplies ``m``) and random_state 0.
+_SKETCH_VARIANTS = {
+    "fastntk NTKSketch": {},
+    "fastntk NTKSketch depth 1": {"depth": 1},
+    # on low-dimensional rows a wider budget takes another degree whole (puma32h, d = 32:
+    # degrees 0-3 are 6,545 monomials)
+    "fastntk NTKSketch, twice the width": {"width_factor": 2},
+    # every degree of the polynomial sketched (the unbiased estimate of it), where the
+    # default leaves out the degrees the data's cosines do not carry
+    "fastntk NTKSketch every degree": {"sketch_degrees": "all"},
+    "fastntk NTKSketch exact_degrees=0": {"exact_degrees": 0},
+    # degrees 0 and 1 exact, the rest sketched: what "auto" takes for long sparse rows and
+    # for fits from pieces, where the default takes the pairs of words of short texts
+    "fastntk NTKSketch exact_degrees=1": {"exact_degrees": 1},
+    # the exact pairs of words whatever the rows' length ("auto" takes them for short
+    # rows only: a row of k non-zeros has k (k + 1) / 2 pairs)
+    "fastntk NTKSketch exact_degrees=2": {"exact_degrees": 2},
+    # the exact Taylor degrees and landmarks for the rest of the NTK, where "auto" would
+    # sketch the tail (it takes landmarks for rows of a handful of columns only)
+    "fastntk NTKSketch, Nyström tail": {"tail": "nystroem"},
+}
+
+
 def make_method(method, task, m=N_COMPONENTS):
     """An estimator with fit/predict, and whether it wants the images unflattened."""
     from sklearn.kernel_approximation import Nystroem, PolynomialCountSketch, RBFSampler
@@ -138,45 +162,11 @@ def make_method(method, task, m=N_COMPONENTS):
     import fastntk
 
     flatten = FunctionTransformer(_flat)
-    if method == "fastntk NTKSketch":
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, random_state=0), task))
-    if method == "fastntk NTKSketch depth 1":
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=1, n_components=m, random_state=0), task))
-    if method == "fastntk NTKSketch, twice the width":
-        # on low-dimensional rows a wider budget takes another degree whole (puma32h,
-        # d = 32: degrees 0-3 are 6,545 monomials)
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=2 * m, random_state=0), task))
-    if method == "fastntk NTKSketch every degree":
-        # every degree of the polynomial sketched (the unbiased estimate of it), where the
-        # default leaves out the degrees the data's cosines do not carry
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, sketch_degrees="all",
-                              random_state=0), task))
-    if method == "fastntk NTKSketch exact_degrees=0":
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=0, random_state=0),
-            task))
-    if method == "fastntk NTKSketch exact_degrees=1":
-        # degrees 0 and 1 exact, the rest sketched: what "auto" takes for long sparse rows
-        # and for fits from pieces, where the default takes the pairs of words of short texts
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=1, random_state=0),
-            task))
-    if method == "fastntk NTKSketch exact_degrees=2":
-        # the exact pairs of words whatever the rows' length ("auto" takes them for
-        # short rows only: a row of k non-zeros has k (k + 1) / 2 pairs)
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, exact_degrees=2, random_state=0),
-            task))
-    if method == "fastntk NTKSketch, Nyström tail":
-        # the exact Taylor degrees and landmarks for the rest of the NTK, where "auto"
-        # would sketch the tail (it takes landmarks for rows of a handful of columns only)
-        return make_pipeline(flatten, _ntk_ridge(
-            fastntk.NTKSketch(depth=2, n_components=m, tail="nystroem", random_state=0),
-            task))
+    if method in _SKETCH_VARIANTS:
+        params = {"depth": 2, "n_components": m, "random_state": 0}
+        params.update(_SKETCH_VARIANTS[method])
+        params["n_components"] *= params.pop("width_factor", 1)
+        return make_pipeline(flatten, _ntk_ridge(fastntk.NTKSketch(**params), task))
     if method == "fastntk NTKNystroem":
         # landmarks: the exact kernel on their span, no polynomial in the cosine
         return make_pipeline(flatten, _ntk_ridge(
