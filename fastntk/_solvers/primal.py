@@ -140,9 +140,20 @@ def _dense_rows(batch):
 
 
 class _Eigen:
-    """Eigenpairs of the centred Gram of the weighted columns and the GCV curve they give."""
+    """Eigenpairs of the centred Gram of the weighted columns and the GCV curve they give.
+
+    Columns of weight 0 (a block left out: ``gamma = 0`` or ``tail_gamma = 0``) add only
+    zero eigenvalues, which change neither the solution nor the criteria: the
+    decomposition is of the other columns alone (``kept``), ``O(p_kept^3)``.
+    """
 
     def __init__(self, gram, cross, total_ss, sum_w, scale, fit_intercept):
+        self.n_columns = scale.shape[0]
+        self.kept = np.flatnonzero(scale)
+        if self.kept.shape[0] < self.n_columns:
+            # ascending indices keep the upper triangle where eigh_psd reads it
+            gram = np.asfortranarray(gram[np.ix_(self.kept, self.kept)])
+            cross, scale = cross[self.kept], scale[self.kept]
         gram *= scale[:, None]
         gram *= scale[None, :]
         self.eigvals, self.eigvecs = eigh_psd(gram)
@@ -155,6 +166,10 @@ class _Eigen:
         self.scale = scale
         self.n_fixed = int(bool(fit_intercept))
 
+    def columns(self, Z):
+        """The kept columns of rows ``Z`` of ``[E | T]``."""
+        return Z if self.kept.shape[0] == self.n_columns else Z[:, self.kept]
+
     def scores(self, alphas, rows=None):
         """GCV of every alpha; with ``rows`` (:class:`_LeaveOneOut`), the leave-one-out
         error."""
@@ -165,9 +180,11 @@ class _Eigen:
                          self.n_fixed)
 
     def coef(self, alpha):
-        """Weights on the raw columns (the scale folded in)."""
-        return self.scale[:, None] * (self.eigvecs @ (self.proj / (self.eigvals + alpha)
-                                                      [:, None]))
+        """Weights on the raw columns (the scale folded in; 0 on the columns left out)."""
+        coef = np.zeros((self.n_columns, self.proj.shape[1]))
+        coef[self.kept] = self.scale[:, None] * (
+            self.eigvecs @ (self.proj / (self.eigvals + alpha)[:, None]))
+        return coef
 
 
 class _LeaveOneOut:
@@ -185,7 +202,8 @@ class _LeaveOneOut:
         total = np.zeros(len(alphas))
         for batch in self.design.batches():
             sqrt_w = np.sqrt(batch.sample_weight)[:, None]
-            P = (((_dense_rows(batch) - self.z_mean) * eigen.scale) * sqrt_w) @ eigen.eigvecs
+            rows = eigen.columns(_dense_rows(batch) - self.z_mean)
+            P = ((rows * eigen.scale) * sqrt_w) @ eigen.eigvecs
             target = (batch.Y - self.y_mean) * sqrt_w
             fitted = (P @ fit_coef).reshape(len(P), len(alphas), n_targets)
             leverage = (P * P) @ inv
@@ -244,8 +262,9 @@ def solve_statistics(stats, spec, n_linear, n_exact, rows=None):
     best = None
     for g, weights in enumerate(spec.gammas):
         scale = column_scale(n_linear, n_exact, gram.shape[0], *weights)
-        eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) else gram, cross,
-                       total_ss, stats.sum_w, scale, spec.fit_intercept)
+        # the last candidate may overwrite the Gram (a restricted one copies it anyway)
+        eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) and scale.all()
+                       else gram, cross, total_ss, stats.sum_w, scale, spec.fit_intercept)
         scores[g] = eigen.scores(spec.alphas, rows)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
             best = (g, weights, eigen)
