@@ -242,9 +242,10 @@ def _sketch_from_5(state):
 
 
 def _sketch_from_6(state):
-    """Format 6 sketched the tail of every NTKSketch; format 7 may complete the exact
-    degrees of dense rows with Nyström features of the rest of the NTK (``tail_``)."""
-    if "sketch_" in state:
+    """Format 6 sketched the tail of every fitted NTKSketch (either method); format 7
+    may complete the exact degrees of dense rows with Nyström features of the rest of
+    the NTK (``tail_``)."""
+    if "n_features_in_" in state:
         state.setdefault("tail_", "sketch")
     return state
 

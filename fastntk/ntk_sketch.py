@@ -194,8 +194,10 @@ def remainder_exact_degrees(coef, n_components, n_features, exact_degrees):
     ``n_components`` together (the landmarks of the remainder get the other half at
     least); an integer ``k``: degrees ``0..k``, which must leave at least one column.
     """
-    top = min(len(coef) - 1, exact_degrees if exact_degrees != "auto" else len(coef) - 1)
-    limit = n_components // 2 if exact_degrees == "auto" else n_components - 1
+    if exact_degrees == "auto":
+        top, limit = len(coef) - 1, n_components // 2
+    else:
+        top, limit = min(exact_degrees, len(coef) - 1), n_components - 1
     exact, width = [], 0
     for j in range(top + 1):
         width += monomial_dimension(n_features, j)

@@ -831,8 +831,9 @@ class NTKRidge(RegressorMixin, _BaseNTKRidge):
         maps read only its width, sparsity and dtype (as does sklearn's RBFSampler), and
         are then the maps :meth:`fit` draws; NTKSketch also reads the cosines of the
         first 1,000 rows (for dense rows ``sketch_degrees="auto"``; for any rows
-        ``tail_signal_to_noise_``, which decides whether the tail is fitted) and, with
-        ``exact_degrees=2``, the pairs of columns of its rows.  With
+        ``tail_signal_to_noise_``, which decides whether the tail is fitted), with
+        ``exact_degrees=2`` the pairs of columns of its rows, and with a Nyström tail
+        (dense rows of a handful of columns) draws its landmarks from its rows.  With
         ``exact_degrees="auto"`` on sparse rows it takes degrees 0 and 1 only (not the
         pairs of columns :meth:`fit` takes for short rows, whose statistics grow with
         the number of rows): the model is then the one :meth:`fit` gives with

@@ -190,6 +190,25 @@ def test_a_format_3_cg_state_with_the_whole_exact_gram_is_converted_and_continue
     np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["polyfit", "layerwise"])
+def test_a_format_6_dense_sketch_predicts_as_before(tmp_path, method):
+    """Format 6 had no ``tail_`` (every tail was sketched): a dense model of it, the
+    layerwise one included, loads and predicts as the model itself."""
+    model = NTKRidge(NTKSketch(n_components=16, method=method, random_state=0),
+                     alphas=ALPHAS).fit(X_DENSE, Y)
+    path = tmp_path / "m.fastntk"
+    save_model(model, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if n != "model.json"}
+        tree = json.loads(archive.read("model.json"))
+    tree = _drop_attributes(tree, {"tail_"})
+    tree["format_version"] = 6
+    _archive(path, tree, members.items())
+    loaded, _ = load_model(path)
+    assert loaded.feature_map_.tail_ == "sketch"
+    np.testing.assert_array_equal(loaded.predict(X_DENSE), model.predict(X_DENSE))
+
+
 # ------------------------------------------------------------------ nothing runs code
 class _RunsCode:
     """Unpickling it creates the file named by ``marker``."""
