@@ -11,7 +11,9 @@ Sections (all by default):
   rows whose columns follow a Zipf-like law (p(j) ~ 1/(j+1)), one thread;
 - ``error``: relative Frobenius error ||FF^T - K||_F / ||K||_F against the exact NTK on
   1,000 rows of the health tweets (TF-IDF) and of MNIST (rows flattened, unit norm),
-  depth 1..3, both methods, n_components 1024 / 4096 / 16384, with transform times;
+  depth 1..3 (``--depths``), the default map and its variants, n_components 1024 / 4096
+  / 16384 (``--error-widths``), with transform times; ``--seeds S`` gives the mean and
+  standard error over the seeds 0..S-1 instead, ``--data`` one of the data sets;
 - ``throughput``: rows/s on one thread and peak memory (RSS growth, in a fresh
   subprocess) on synthetic Zipf CSR, n_features = 100,000, 100 non-zeros a row,
   n_components = 4096, depth 2;
@@ -81,8 +83,8 @@ def interleaved_cpu_times(jobs, repeats):
     return [float(np.median(t)) for t in times]
 
 
-def _fitted(X, **params):
-    est = NTKSketch(random_state=0, n_jobs=1, **params).fit(X)
+def _fitted(X, random_state=0, **params):
+    est = NTKSketch(random_state=random_state, n_jobs=1, **params).fit(X)
     est.transform(X[:4])  # JIT warm-up outside the timing
     return est
 
@@ -151,34 +153,54 @@ TEXT_VARIANTS = [("polyfit, exact_degrees=1", {"method": "polyfit", "exact_degre
                                                           "min_pair_df": 1})]
 
 
+def _relative_errors(est, X, kernel, off):
+    """Whole and off-diagonal relative Frobenius error of ``est``'s features, and the
+    transform time."""
+    start = time.perf_counter()
+    F = est.transform(X)
+    elapsed = time.perf_counter() - start
+    gram = F @ F.T
+    diff = (gram.toarray() if sp.issparse(gram) else gram) - kernel
+    return (np.linalg.norm(diff) / np.linalg.norm(kernel),
+            np.linalg.norm(diff[off]) / np.linalg.norm(kernel[off]), elapsed)
+
+
+def _error_cell(X, kernel, off, seeds, **params):
+    """One seed: "error (off-diagonal, time)"; several: the mean and its standard error
+    of both errors over the seeds 0..seeds-1."""
+    runs = np.array([_relative_errors(_fitted(X, random_state=seed, **params), X, kernel,
+                                      off) for seed in range(seeds)])
+    if seeds == 1:
+        error, error_off, elapsed = runs[0]
+        return f"{error:.4f} ({error_off:.4f}, {elapsed:.2f} s)"
+    mean = runs[:, :2].mean(axis=0)
+    se = runs[:, :2].std(axis=0, ddof=1) / np.sqrt(seeds)
+    return f"{mean[0]:.4f} ± {se[0]:.4f} ({mean[1]:.4f} ± {se[1]:.4f})"
+
+
 def section_error(args):
     quick = args.quick
     n_rows = 300 if quick else 1000
-    widths = [1024, 4096] if quick else [1024, 4096, 16384]
+    widths = args.error_widths or ([1024, 4096] if quick else [1024, 4096, 16384])
+    seeds = args.seeds
+    what = ("seed 0; in brackets: off the diagonal, and the transform time of all rows on "
+            "1 thread" if seeds == 1 else
+            f"mean ± standard error over the seeds 0..{seeds - 1}; in brackets: off the "
+            "diagonal")
     print(f"\n## Relative Frobenius error against the exact NTK ({n_rows} rows, degree 8, "
-          "poly='fit', seed 0; in brackets: off the diagonal, and the transform time of "
-          "all rows on 1 thread)\n")
+          f"poly='fit', {what})\n")
     print("| data | depth | method | " + " | ".join(f"m={m}" for m in widths) + " |")
     print("|---|---|---|" + "---|" * len(widths))
     for name, X in _datasets(n_rows).items():
-        for depth in (1, 2, 3):
+        if args.data and name not in args.data:
+            continue
+        for depth in args.depths:
             kernel = ntk_kernel(X, depth=depth)
-            norm = np.linalg.norm(kernel)
             off = ~np.eye(n_rows, dtype=bool)
-            norm_off = np.linalg.norm(kernel[off])
             variants = ERROR_VARIANTS + (TEXT_VARIANTS if sp.issparse(X) else [])
             for label, params in variants:
-                cells = []
-                for m in widths:
-                    est = _fitted(X, depth=depth, n_components=m, **params)
-                    start = time.perf_counter()
-                    F = est.transform(X)
-                    elapsed = time.perf_counter() - start
-                    gram = F @ F.T
-                    diff = (gram.toarray() if sp.issparse(gram) else gram) - kernel
-                    error = np.linalg.norm(diff) / norm
-                    error_off = np.linalg.norm(diff[off]) / norm_off
-                    cells.append(f"{error:.4f} ({error_off:.4f}, {elapsed:.2f} s)")
+                cells = [_error_cell(X, kernel, off, seeds, depth=depth, n_components=m,
+                                     **params) for m in widths]
                 print(f"| {name} | {depth} | {label} | " + " | ".join(cells) + " |")
 
 
@@ -286,6 +308,14 @@ def main():
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--widths", type=int, nargs="+", default=[4096, 8192, 16384],
                         help="n_components of the ridge section")
+    parser.add_argument("--error-widths", type=int, nargs="+",
+                        help="n_components of the error section (default 1024 4096 16384)")
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3],
+                        help="depths of the error section")
+    parser.add_argument("--data", nargs="+", choices=["health tweets TF-IDF", "MNIST"],
+                        help="data sets of the error section (default both)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="error section: seeds 0..SEEDS-1, mean and standard error")
     args = parser.parse_args()
     for name in args.sections.split(","):
         SECTIONS[name](args)
