@@ -15,6 +15,7 @@ from fastntk._solvers import SOLVERS, get_solver
 from fastntk._solvers import cg as cg_module
 from fastntk._solvers import dual as dual_module
 from fastntk._solvers import krylov as krylov_module
+from fastntk._solvers import primal as primal_module
 from fastntk._solvers._linalg import eigh_psd_single, refine_solve, symmetrize_upper
 
 get_solver("dual")  # import every family so that SOLVERS is complete
@@ -168,6 +169,37 @@ def test_primal_leave_one_out_is_refitting_without_each_row(fit_intercept):
                 errors.append(y[i] - mean_y - (Z[i] - mean_z) @ coef)
             expected = w @ np.square(errors) / w.sum()
             np.testing.assert_allclose(primal.cv_values_[g, a], expected, rtol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:the best alpha")   # widening reads the rows too
+def test_primal_leave_one_out_reads_the_rows_it_kept(monkeypatch):
+    """Rows within the memory limit are transformed once: the leave-one-out passes of
+    every candidate weighting read the kept ones, with the scores and the model of rows
+    transformed again."""
+    X, y = _data("dense", n=90)
+    calls = []
+    transform_blocks = NTKSketch.transform_blocks
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return transform_blocks(self, *args, **kwargs)
+
+    monkeypatch.setattr(NTKSketch, "transform_blocks", counted)
+    fits = {}
+    for limit in (0, primal_module.LOO_KEEP_BYTES):
+        monkeypatch.setattr(primal_module, "LOO_KEEP_BYTES", limit)
+        calls.clear()
+        fits[limit] = NTKRidge(_sketch(), solver="primal", batch_size=40).fit(X, y)
+        fits[limit].n_transforms = len(calls)
+    again, kept = fits[0], fits[primal_module.LOO_KEEP_BYTES]
+    assert len(again.gamma_candidates_) > 1
+    # a probe row for the widths, then 3 batches for the statistics; re-reading adds 3
+    # batches a candidate
+    assert kept.n_transforms == 1 + 3
+    assert again.n_transforms >= 1 + 3 * (1 + len(again.gamma_candidates_))
+    np.testing.assert_array_equal(kept.cv_values_, again.cv_values_)
+    np.testing.assert_array_equal(kept.coef_, again.coef_)
+    assert kept.alpha_ == again.alpha_
 
 
 def test_primal_from_pieces_uses_gcv_and_refuses_loo():

@@ -29,15 +29,22 @@ q`` and the leverages ``H_ii = s_i / sum(s) + sum_k P_ik^2 / (lambda_k + alpha)`
 twice the time of GCV.  Fits from pieces (partial_fit, fit_stream, Dask) see every row
 once and use GCV.  Memory: three ``p x p`` float64 arrays and a batch (with leave-one-out,
 also the batch's ``P`` and its fitted values at every alpha); time ``O(n p^2 + p^3)`` per
-candidate, the second pass included (it transforms the rows again).
+candidate, the second pass included.  The second pass reads the rows the first one
+transformed, kept in memory, when they take at most ``LOO_KEEP_BYTES``, and transforms
+them again otherwise (a feature map's transform can cost more than the pass itself: a
+Nyström tail's is ``O(m^2)`` a row).
 """
 import numpy as np
 from scipy.linalg.blas import dsyr, dsyr2
 
-from . import RidgeSolution, column_scale, register, widen_alphas
+from . import Batch, RidgeSolution, column_scale, register, widen_alphas
 from ._linalg import add_gram, eigh_psd, gcv_curve, press
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "PrimalStatistics"]
+
+#: Largest float64 feature matrix that a leave-one-out fit keeps from its first pass for
+#: the passes of every candidate weighting, instead of transforming the rows again.
+LOO_KEEP_BYTES = 2**30
 
 
 class PrimalStatistics:
@@ -187,8 +194,22 @@ class _Eigen:
         return coef
 
 
+class _KeptRows:
+    """The batches of a design as its first pass read them (dense rows ``[E | T]``)."""
+
+    def __init__(self):
+        self.kept = []
+
+    def keep(self, rows, batch):
+        self.kept.append(Batch(rows, None, batch.Y, batch.sample_weight, batch.start))
+
+    def batches(self):
+        return iter(self.kept)
+
+
 class _LeaveOneOut:
-    """The leave-one-out criterion, from the training rows read again batch by batch."""
+    """The leave-one-out criterion, from the training rows read again batch by batch
+    (``design``: the design, or :class:`_KeptRows`)."""
 
     def __init__(self, design, z_mean, y_mean, fit_intercept):
         self.design, self.z_mean, self.y_mean = design, z_mean, y_mean
@@ -213,12 +234,16 @@ class _LeaveOneOut:
         return total / (eigen.sum_w * n_targets)
 
 
-def accumulate(design, spec, state=None):
-    """The statistics of ``state`` (None: none yet) plus those of the design's rows."""
+def accumulate(design, spec, state=None, kept=None):
+    """The statistics of ``state`` (None: none yet) plus those of the design's rows;
+    ``kept`` (:class:`_KeptRows` or None) keeps the rows."""
     stats = state or PrimalStatistics(design.n_exact + design.n_tail, design.n_targets,
                                       spec.fit_intercept)
     for batch in design.batches():
-        stats.update(_dense_rows(batch), batch.Y, batch.sample_weight)
+        rows = _dense_rows(batch)
+        stats.update(rows, batch.Y, batch.sample_weight)
+        if kept is not None:
+            kept.keep(rows, batch)
     return stats
 
 
@@ -240,8 +265,12 @@ def solve(design, spec, state=None):
     criterion "auto" or "loo", GCV for "gcv" and for partial_fit."""
     one_shot = state is None and not spec.resumable
     check(design, spec, one_shot)
-    stats = accumulate(design, spec, state)
     rows = design if one_shot and spec.criterion in ("auto", "loo") else None
+    if rows is not None and 8 * design.n_samples * (
+            design.n_exact + design.n_tail) <= LOO_KEEP_BYTES:
+        rows = _KeptRows()
+    stats = accumulate(design, spec, state, kept=rows if isinstance(rows, _KeptRows)
+                       else None)
     return solve_statistics(stats, spec, design.n_linear, design.n_exact, rows)
 
 
