@@ -535,6 +535,50 @@ def test_dual_in_single_precision_falls_back_to_double_below_its_resolution(monk
     np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-6, atol=1e-6)
 
 
+def test_primal_in_single_precision_gives_the_double_precision_fit(monkeypatch):
+    X, y = _data("dense", n=300)
+    y = y + np.random.default_rng(1).standard_normal(300)   # alpha inside the grid
+    make = lambda: NTKRidge(_sketch(), solver="primal", alphas=(1e-2, 0.1, 1.0, 10.0))  # noqa: E731
+    double = make().fit(X, y)
+    monkeypatch.setattr(primal_module, "SINGLE_PRECISION_MIN", 0)
+    monkeypatch.setattr(primal_module, "eigh_psd", None)   # no double-precision fallback
+    single = make().fit(X, y)
+    assert (single.alpha_, single.gamma_, single.tail_gamma_) == (
+        double.alpha_, double.gamma_, double.tail_gamma_)
+    # the criterion's rounding grows as eps_32 lambda_max / alpha (lambda_max of the
+    # unweighted Gram, which bounds every weighting's)
+    F = double.feature_map_.transform(X)
+    lambda_max = np.linalg.eigvalsh(np.cov(F.T, bias=True) * len(F))[-1]
+    bound = 4 * np.finfo(np.float32).eps * lambda_max / np.asarray(make().alphas)
+    assert bound[-1] < 1e-3
+    assert np.all(np.abs(single.cv_values_ / double.cv_values_ - 1) <= bound)
+    # the chosen solution is refined to double precision (a residual of 1e-10 of the
+    # right-hand side's; the coefficients themselves move by up to cond(G + alpha I) times
+    # that)
+    np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(single.coef_, double.coef_, rtol=1e-6, atol=1e-8)
+    coef, intercept, F = _brute_force(single, X, y)
+    np.testing.assert_allclose(single.predict(X), F @ coef + intercept, rtol=1e-6, atol=1e-6)
+
+
+def test_primal_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
+    """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
+    X, y = _data("dense", n=300)
+    make = lambda: NTKRidge(_sketch(), solver="primal", alphas=(1e-13,), gammas=(1.0,),  # noqa: E731
+                            tail_gammas="same")
+    double = make().fit(X, y)
+    monkeypatch.setattr(primal_module, "SINGLE_PRECISION_MIN", 0)
+    calls = []
+    original = primal_module.eigh_psd
+    monkeypatch.setattr(primal_module, "eigh_psd",
+                        lambda gram: calls.append(gram.shape) or original(gram))
+    single = make().fit(X, y)
+    width = double.feature_map_.n_components
+    assert calls == [(width, width)]      # the single precision could not resolve 1e-13
+    assert single.alpha_ == double.alpha_
+    np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-6, atol=1e-6)
+
+
 def test_refinement_reaches_the_double_precision_solve():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((300, 120))

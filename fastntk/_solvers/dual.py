@@ -16,7 +16,7 @@ restores GCV.
 
 From ``SINGLE_PRECISION_MIN`` rows on, the eigendecomposition, which is nearly all of the
 time, runs in single precision: the criterion is read from those eigenpairs wherever they
-resolve it (alpha at least ``_RESOLUTION`` times the largest eigenvalue; a best alpha below
+resolve it (alpha at least ``SINGLE_RESOLUTION`` times the largest eigenvalue; a best alpha below
 that is rescored from a double-precision eigendecomposition), and the chosen solution is
 refined in double precision against the double-precision kernel until its residual is
 below ``1e-10`` of the target's (a double-precision eigendecomposition if it does not get
@@ -28,20 +28,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import RidgeSolution, _best_index, register, stack_rows, widen_alphas
-from ._linalg import (add_gram, centre_weighted_gram, centre_weighted_target, eigh_psd,
-                      eigh_psd_single, gcv_curve, loo_curve, refine_solve, symmetrize_upper)
+from ._linalg import (SINGLE_RESOLUTION, add_gram, centre_weighted_gram,
+                      centre_weighted_target, eigh_psd, eigh_psd_single, gcv_curve, loo_curve,
+                      project, refine_solve, symmetrize_upper)
 
 __all__ = ["solve", "SINGLE_PRECISION_MIN"]
 
 #: Rows from which the kernel is eigendecomposed in single precision (LAPACK ``ssyevd``,
 #: about half the time of ``dsyevd``) and the solution refined in double precision.
 SINGLE_PRECISION_MIN = 2048
-#: Smallest alpha, relative to the largest eigenvalue, at which single-precision eigenpairs
-#: give the criterion to about 1e-3: their eigenvalues are off by up to ~eps_32 lambda_max
-#: (Weyl), which moves the leave-one-out score by ~0.05 eps_32 lambda_max / alpha (measured).
-#: Neighbouring alphas of a half-decade grid differ by more wherever the choice matters.
-_RESOLUTION = 50 * float(np.finfo(np.float32).eps)
-_BLOCK = 1024
 
 
 def _gram(Z, n):
@@ -83,8 +78,8 @@ class _Eigen:
         if centred.shape[0] >= SINGLE_PRECISION_MIN:
             self.centred = symmetrize_upper(centred)
             self.eigvals, self.eigvecs = eigh_psd_single(centred)
-            self.resolution = _RESOLUTION * self.eigvals.max(initial=0.0)
-            self.proj = self._project(target_c)
+            self.resolution = SINGLE_RESOLUTION * self.eigvals.max(initial=0.0)
+            self.proj = project(self.eigvecs, target_c)
         else:
             self.centred = centred
             self.to_double()
@@ -100,7 +95,7 @@ class _Eigen:
         self.eigvals, self.eigvecs = eigh_psd(self.centred)
         self.centred = None
         self.resolution = 0.0
-        self.proj = self._project(self.target_c)
+        self.proj = project(self.eigvecs, self.target_c)
 
     def scores_resolved(self, alphas):
         """:meth:`scores`, in double precision if single precision cannot resolve the best."""
@@ -109,16 +104,6 @@ class _Eigen:
             self.to_double()
             scores = self.scores(alphas)
         return scores
-
-    def _project(self, Z):
-        """``U^T Z`` in float64, without a float64 copy of float32 eigenvectors."""
-        if self.eigvecs.dtype == np.float64:
-            return self.eigvecs.T @ Z
-        out = np.zeros((self.eigvecs.shape[1], Z.shape[1]))
-        for start in range(0, self.eigvecs.shape[0], _BLOCK):
-            rows = slice(start, start + _BLOCK)
-            out += self.eigvecs[rows].astype(np.float64).T @ Z[rows]
-        return out
 
     def scores(self, alphas):
         alphas = np.asarray(alphas, dtype=float)

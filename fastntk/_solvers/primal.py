@@ -33,15 +33,27 @@ candidate, the second pass included.  The second pass reads the rows the first o
 transformed, kept in memory, when they take at most ``LOO_KEEP_BYTES``, and transforms
 them again otherwise (a feature map's transform can cost more than the pass itself: a
 Nyström tail's is ``O(m^2)`` a row).
+
+From ``SINGLE_PRECISION_MIN`` columns on, the eigendecomposition and the second pass's
+products, nearly all of the time, run in single precision, as in the dual solver: the
+criterion is read from those eigenpairs wherever they resolve it (alpha at least
+``SINGLE_RESOLUTION`` times the largest eigenvalue; a best alpha below that is rescored
+from a double-precision eigendecomposition), and the chosen coefficients are refined in
+double precision against the float64 Gram until the residual is below ``1e-10`` of the
+right-hand side's (a double-precision eigendecomposition if they do not get there).
 """
 import numpy as np
 from scipy.linalg.blas import dsyr, dsyr2
 
-from . import Batch, RidgeSolution, column_scale, register, widen_alphas
-from ._linalg import add_gram, eigh_psd, gcv_curve, press
+from . import Batch, RidgeSolution, _best_index, column_scale, register, widen_alphas
+from ._linalg import (SINGLE_RESOLUTION, add_gram, eigh_psd, eigh_psd_single, gcv_curve,
+                      press, project, refine_solve, symmetrize_upper)
 
 __all__ = ["solve", "check", "accumulate", "solve_statistics", "PrimalStatistics"]
 
+#: Kept columns from which the Gram is eigendecomposed in single precision (LAPACK
+#: ``ssyevd``, about half the time of ``dsyevd``) and the solution refined in double.
+SINGLE_PRECISION_MIN = 2048
 #: Largest float64 feature matrix that a leave-one-out fit keeps from its first pass for
 #: the passes of every candidate weighting, instead of transforming the rows again.
 LOO_KEEP_BYTES = 2**30
@@ -147,11 +159,16 @@ def _dense_rows(batch):
 
 
 class _Eigen:
-    """Eigenpairs of the centred Gram of the weighted columns and the GCV curve they give.
+    """Eigenpairs of the centred Gram of the weighted columns and the criteria they give.
 
     Columns of weight 0 (a block left out: ``gamma = 0`` or ``tail_gamma = 0``) add only
     zero eigenvalues, which change neither the solution nor the criteria: the
-    decomposition is of the other columns alone (``kept``), ``O(p_kept^3)``.
+    decomposition is of the other columns alone (``kept``), ``O(p_kept^3)``.  From
+    ``SINGLE_PRECISION_MIN`` kept columns on, the eigenpairs are computed in single
+    precision (about half the time), as the dual solver's: the criteria are read from them
+    for alphas from ``resolution`` up (below, :meth:`scores_resolved` redoes the
+    decomposition in double precision), and the chosen coefficients are refined against
+    the float64 Gram.
     """
 
     def __init__(self, gram, cross, total_ss, sum_w, scale, fit_intercept):
@@ -163,15 +180,32 @@ class _Eigen:
             cross, scale = cross[self.kept], scale[self.kept]
         gram *= scale[:, None]
         gram *= scale[None, :]
-        self.eigvals, self.eigvecs = eigh_psd(gram)
-        self.proj = self.eigvecs.T @ (cross * scale[:, None])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.proj_sq = np.where(self.eigvals[:, None] > 0,
-                                    self.proj ** 2 / self.eigvals[:, None], 0.0)
+        self.rhs = cross * scale[:, None]
         self.total_ss = total_ss
         self.sum_w = sum_w
         self.scale = scale
         self.n_fixed = int(bool(fit_intercept))
+        if gram.shape[0] >= SINGLE_PRECISION_MIN:
+            self.gram = symmetrize_upper(gram)
+            self.eigvals, self.eigvecs = eigh_psd_single(gram)
+            self.resolution = SINGLE_RESOLUTION * self.eigvals.max(initial=0.0)
+            self._project()
+        else:
+            self.gram = gram
+            self.to_double()
+
+    def to_double(self):
+        """Redo the eigendecomposition in double precision (drops the kept Gram)."""
+        self.eigvals, self.eigvecs = eigh_psd(self.gram)
+        self.gram = None
+        self.resolution = 0.0
+        self._project()
+
+    def _project(self):
+        self.proj = project(self.eigvecs, self.rhs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.proj_sq = np.where(self.eigvals[:, None] > 0,
+                                    self.proj ** 2 / self.eigvals[:, None], 0.0)
 
     def columns(self, Z):
         """The kept columns of rows ``Z`` of ``[E | T]``."""
@@ -186,11 +220,25 @@ class _Eigen:
         return gcv_curve(self.eigvals, self.proj_sq, self.total_ss, self.sum_w, alphas,
                          self.n_fixed)
 
+    def scores_resolved(self, alphas, rows=None):
+        """:meth:`scores`, in double precision if single precision cannot resolve the best."""
+        scores = self.scores(alphas, rows)
+        if self.resolution and alphas[_best_index(scores, alphas)] < self.resolution:
+            self.to_double()
+            scores = self.scores(alphas, rows)
+        return scores
+
     def coef(self, alpha):
         """Weights on the raw columns (the scale folded in; 0 on the columns left out)."""
+        if self.gram is not None:
+            weights, converged = refine_solve(self.gram, alpha, self.rhs, self.eigvals,
+                                              self.eigvecs)
+            if not converged:               # alpha below what single precision resolves
+                self.to_double()
+        if self.gram is None:
+            weights = self.eigvecs @ (self.proj / (self.eigvals + alpha)[:, None])
         coef = np.zeros((self.n_columns, self.proj.shape[1]))
-        coef[self.kept] = self.scale[:, None] * (
-            self.eigvecs @ (self.proj / (self.eigvals + alpha)[:, None]))
+        coef[self.kept] = self.scale[:, None] * weights
         return coef
 
 
@@ -224,7 +272,9 @@ class _LeaveOneOut:
         for batch in self.design.batches():
             sqrt_w = np.sqrt(batch.sample_weight)[:, None]
             rows = eigen.columns(_dense_rows(batch) - self.z_mean)
-            P = ((rows * eigen.scale) * sqrt_w) @ eigen.eigvecs
+            # in the eigenvectors' precision: float32 ones would be copied to float64
+            P = (((rows * eigen.scale) * sqrt_w).astype(eigen.eigvecs.dtype, copy=False)
+                 @ eigen.eigvecs)
             target = (batch.Y - self.y_mean) * sqrt_w
             fitted = (P @ fit_coef).reshape(len(P), len(alphas), n_targets)
             leverage = (P * P) @ inv
@@ -294,12 +344,16 @@ def solve_statistics(stats, spec, n_linear, n_exact, rows=None):
         # the last candidate may overwrite the Gram (a restricted one copies it anyway)
         eigen = _Eigen(gram.copy(order="F") if g + 1 < len(spec.gammas) and scale.all()
                        else gram, cross, total_ss, stats.sum_w, scale, spec.fit_intercept)
-        scores[g] = eigen.scores(spec.alphas, rows)
+        scores[g] = eigen.scores_resolved(spec.alphas, rows)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
             best = (g, weights, eigen)
         del eigen
     g, (gamma, tail_gamma), eigen = best
     alphas, _, k = widen_alphas(lambda new: eigen.scores(new, rows), spec.alphas, scores[g])
+    if alphas[k] < eigen.resolution:        # widened below what single precision resolves
+        eigen.to_double()
+        alphas, _, k = widen_alphas(lambda new: eigen.scores(new, rows), alphas,
+                                    eigen.scores(alphas, rows))
     coef = eigen.coef(alphas[k])
     intercept = y_mean - z_mean @ coef if spec.fit_intercept else np.zeros(len(y_mean))
     return RidgeSolution(coef=coef, dual_coef=None, intercept=intercept,
