@@ -564,8 +564,8 @@ def test_primal_in_single_precision_gives_the_double_precision_fit(monkeypatch):
 def test_primal_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
     """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
     X, y = _data("dense", n=300)
-    make = lambda: NTKRidge(_sketch(), solver="primal", alphas=(1e-13,), gammas=(1.0,),  # noqa: E731
-                            tail_gammas="same")
+    make = lambda: NTKRidge(_sketch(), solver="primal", alphas=(1e-13,),  # noqa: E731
+                            gammas=(1.0,), tail_gammas="same")
     double = make().fit(X, y)
     monkeypatch.setattr(primal_module, "SINGLE_PRECISION_MIN", 0)
     calls = []

@@ -15,8 +15,8 @@ import scipy.sparse as sp
 from scipy.linalg.blas import dsyr2, dsyrk
 
 __all__ = ["transposed", "times", "add_gram", "eigh_psd", "eigh_psd_single", "refine_solve",
-           "project", "SINGLE_RESOLUTION", "symmetrize_upper", "gcv_curve", "loo_curve", "press", "centre_weighted_gram",
-           "centre_weighted_target", "SYRK_BLOCK"]
+           "project", "SINGLE_RESOLUTION", "symmetrize_upper", "gcv_curve", "loo_curve",
+           "press", "centre_weighted_gram", "centre_weighted_target", "SYRK_BLOCK"]
 
 def transposed(Z):
     """``Z^T`` in the layout both products with the rows ``Z`` are fastest in (CSR for a
