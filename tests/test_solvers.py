@@ -36,7 +36,7 @@ def _data(kind, n=150, seed=0):
 
 
 def _sketch(**params):
-    return NTKSketch(depth=2, n_components=48, random_state=0, **params)
+    return NTKSketch(**(dict(depth=2, n_components=48, random_state=0) | params))
 
 
 def _brute_force(model, X, y, rows=None):
@@ -494,11 +494,44 @@ def test_cg_merging_a_dense_exact_gram_into_a_sparse_one(monkeypatch):
     np.testing.assert_allclose(first.cross, whole.cross, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [40, 150])
+def test_dual_decomposes_narrow_candidates_from_their_columns(monkeypatch, n):
+    """A candidate that keeps fewer dense columns than rows is decomposed by the thin SVD
+    of its columns, with the scores and the model of the eigendecomposition of its kernel
+    (5 columns of degrees 0-1, 10 of degree 2, 33 of the tail: at 40 rows the candidates
+    that leave a block out are narrow, at 150 every one)."""
+    X, y = _data("dense", n=n)
+    y = y + np.random.default_rng(1).standard_normal(n)   # alpha inside the grid
+    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(0.01, 0.1, 1.0, 10.0))  # noqa: E731
+    svds = []
+    svd = dual_module.scipy.linalg.svd
+    monkeypatch.setattr(dual_module.scipy.linalg, "svd",
+                        lambda a, **kw: svds.append(a.shape) or svd(a, **kw))
+    thin = make().fit(X, y)
+    fm = thin.feature_map_
+    assert (fm.n_exact_features_, fm._n_features_out) == (15, 48)
+    widths = [fm.n_linear_features_ + (fm.n_exact_features_ - fm.n_linear_features_) * (g > 0)
+              + (fm._n_features_out - fm.n_exact_features_) * (t > 0)
+              for g, t in thin.gamma_candidates_]
+    assert svds == [(n, width) for width in widths if width < n]
+    assert 0 < len(svds) <= len(widths) - (n < 48)
+    monkeypatch.setattr(dual_module, "THIN_FRACTION", 0.0)
+    svds.clear()
+    full = make().fit(X, y)
+    assert svds == []
+    np.testing.assert_allclose(thin.cv_values_, full.cv_values_, rtol=1e-8)
+    assert (thin.alpha_, thin.gamma_, thin.tail_gamma_) == (
+        full.alpha_, full.gamma_, full.tail_gamma_)
+    np.testing.assert_allclose(thin.predict(X), full.predict(X), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(thin.coef_, full.coef_, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("design", ["dense", "sparse"])
 def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, design):
     X, y = _data(design, n=200)
-    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-3, 1e-2, 0.1, 1.0),  # noqa: E731
-                            tail_gammas="same")
+    # wider than the rows: the kernel itself is decomposed
+    make = lambda: NTKRidge(_sketch(n_components=256), solver="dual",  # noqa: E731
+                            alphas=(1e-3, 1e-2, 0.1, 1.0), tail_gammas="same")
     double = make().fit(X, y)
     monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
     monkeypatch.setattr(dual_module, "eigh_psd", None)     # no double-precision fallback
@@ -521,8 +554,8 @@ def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, de
 def test_dual_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
     """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
     X, y = _data("dense", n=200)
-    make = lambda: NTKRidge(_sketch(), solver="dual", alphas=(1e-13,), gammas=(1.0,),  # noqa: E731
-                            tail_gammas="same")
+    make = lambda: NTKRidge(_sketch(n_components=256), solver="dual",  # noqa: E731
+                            alphas=(1e-13,), gammas=(1.0,), tail_gammas="same")
     double = make().fit(X, y)
     monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
     calls = []

@@ -190,7 +190,8 @@ def gcv_curve(eigvals, proj_sq, total_ss, n_eff, alphas, n_fixed):
     return scores / proj_sq.shape[1]
 
 
-def loo_curve(eigvals, eigvecs, proj, base_leverage, n_eff, alphas, block=1024):
+def loo_curve(eigvals, eigvecs, proj, base_leverage, n_eff, alphas, perp=None,
+              block=1024):
     """Weighted mean squared leave-one-out error of each alpha, averaged over targets.
 
     In the weighted, centred dual space the fitted values are ``H(alpha) y~`` with
@@ -200,6 +201,8 @@ def loo_curve(eigvals, eigvecs, proj, base_leverage, n_eff, alphas, block=1024):
     residuals ``r_i / (1 - H_ii)`` (Allen's PRESS).  ``r_i / sqrt(w_i)`` is the residual in
     the units of y, hence the score ``sum_i (r_i / (1 - H_ii))^2 / sum(w)``.  Rows are
     taken ``block`` at a time, so the extra memory is O(block n + n n_alphas n_targets).
+    With ``U`` a basis of the kernel's range only (``n x k``, ``k < n``), ``perp`` is the
+    part of ``P D y`` outside it, ``P D y - U q``, which every alpha leaves in the residual.
     """
     n_targets = proj.shape[1]
     shrink = alphas[None, :] / (eigvals[:, None] + alphas[None, :])      # (k, n_alphas)
@@ -209,6 +212,8 @@ def loo_curve(eigvals, eigvecs, proj, base_leverage, n_eff, alphas, block=1024):
     for start in range(0, eigvecs.shape[0], block):
         rows = eigvecs[start:start + block]
         residual = (rows @ residual_coef).reshape(rows.shape[0], len(alphas), n_targets)
+        if perp is not None:
+            residual += perp[start:start + block, None, :]
         slack = 1.0 - ((rows * rows) @ kept + base_leverage[start:start + block, None])
         scores += press(residual, slack)
     return scores / (n_eff * n_targets)

@@ -22,9 +22,17 @@ refined in double precision against the double-precision kernel until its residu
 below ``1e-10`` of the target's (a double-precision eigendecomposition if it does not get
 there).
 
+A candidate that keeps fewer dense columns than rows (one that leaves a wide block out,
+``gamma = 0`` or ``tail_gamma = 0``) is decomposed from its columns instead: the thin SVD
+``P D Z = U diag(s) V^T`` of its ``p < n`` weighted centred columns gives the kernel's
+non-zero eigenpairs ``(s^2, U)`` in ``O(n p^2)``; the leave-one-out residuals add the part
+of the target outside ``U``'s span, which no alpha fits, and the weights come out in
+primal form, ``V diag(s / (s^2 + alpha)) U^T P D y``.
+
 Memory: the kernel blocks and the eigenvectors, a few ``n^2`` float64 arrays.
 """
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from . import RidgeSolution, _best_index, register, stack_rows, widen_alphas
@@ -57,6 +65,58 @@ def _weighted_sum(grams, weights, n):
     return out
 
 
+#: A candidate whose kept columns are dense and fewer than this fraction of the rows is
+#: decomposed from them (thin SVD, ``O(n p^2)``) rather than from its ``n x n`` kernel.
+THIN_FRACTION = 1.0
+
+
+class _Rows:
+    """The weighted columns ``Z`` of a candidate's kernel ``Z Z^T``."""
+
+    def __init__(self, Z):
+        self.Z = Z
+
+
+def _block_coef(blocks, scales, column_coef):
+    """Weights on the raw columns of the blocks present, from the weights on the columns
+    of ``Z = [scale_b B_b]`` over the blocks of non-zero scale (zero on the others)."""
+    parts, start = [], 0
+    for block, scale in zip(blocks, scales):
+        if block is None:
+            continue
+        width = block.shape[1]
+        if scale:
+            parts.append(scale * column_coef[start:start + width])
+            start += width
+        else:
+            parts.append(np.zeros((width, column_coef.shape[1])))
+    return np.vstack(parts)
+
+
+def _candidate_kernels(blocks, gammas, n):
+    """Yield ``((gamma, tail_gamma), kernel)`` for every candidate: the weighted columns
+    (:class:`_Rows`) where the blocks it keeps are dense and narrower than ``n`` in all,
+    else the ``n x n`` kernel matrix (the blocks' Grams computed once, when first needed).
+
+    A candidate that leaves a wide block out (``gamma = 0`` or ``tail_gamma = 0``) often
+    keeps few columns: ccpp at 8,192 features keeps 495 of them with the tail left out,
+    whose kernel the thin SVD of 6,000 rows decomposes in a small part of the time of the
+    ``6,000 x 6,000`` eigendecomposition.
+    """
+    grams = None
+    for g, t in gammas:
+        kept = [(block, scale) for block, scale in zip(blocks, (1.0, g, t))
+                if block is not None and scale]
+        width = sum(block.shape[1] for block, _ in kept)
+        if 0 < width < THIN_FRACTION * n and not any(sp.issparse(b) for b, _ in kept):
+            yield (g, t), _Rows(np.hstack([scale * np.asarray(block, dtype=np.float64)
+                                           for block, scale in kept]))
+            continue
+        if grams is None:
+            grams = [None if block is None else _gram(block, n) for block in blocks]
+        yield (g, t), _weighted_sum(grams, (1.0, g * g, t * t), n)
+
+
 class _Eigen:
     """Eigenpairs of one centred kernel and the criterion they give for any alpha.
 
@@ -65,16 +125,18 @@ class _Eigen:
     eigenpairs, and the chosen alpha's coefficients are refined against the float64 kernel
     (falling back to a float64 eigendecomposition if the refinement does not converge).
     Their rounding moves the criterion by about ``0.05 eps_32 lambda_max / alpha``
-    (relative), so alphas below ``resolution`` are not resolved: :meth:`scores_resolved` redoes the
-    decomposition in double precision when the best alpha lies there.
+    (relative), so alphas below ``resolution`` are not resolved: :meth:`scores_resolved`
+    redoes the decomposition in double precision when the best alpha lies there.
+
+    :meth:`from_rows` builds the same object from fewer columns than rows, without the
+    ``n x n`` kernel: its eigenvectors then span the kernel's range only, and ``perp``
+    holds the part of the target outside it.
     """
 
     def __init__(self, gram, sample_weight, target_c, criterion, fit_intercept):
-        sw = sample_weight.sum()
-        self.sqrt_w = np.sqrt(sample_weight)
-        self.kernel_mean = gram @ sample_weight / sw
+        self._weights(sample_weight, target_c, criterion, fit_intercept)
+        self.kernel_mean = gram @ sample_weight / self.sw
         centred = centre_weighted_gram(gram, self.sqrt_w, fit_intercept)
-        self.target_c = target_c
         if centred.shape[0] >= SINGLE_PRECISION_MIN:
             self.centred = symmetrize_upper(centred)
             self.eigvals, self.eigvecs = eigh_psd_single(centred)
@@ -83,11 +145,44 @@ class _Eigen:
         else:
             self.centred = centred
             self.to_double()
-        self.sw = sw
+
+    @classmethod
+    def from_rows(cls, Z, sample_weight, target_c, criterion, fit_intercept):
+        """The eigenpairs of the kernel ``Z Z^T`` (``Z`` dense, ``n x p`` with ``p < n``)
+        from the thin SVD of its centred weighted rows ``P D Z``: ``O(n p^2)`` where the
+        kernel's eigendecomposition costs ``O(n^3)``."""
+        self = cls.__new__(cls)
+        self._weights(sample_weight, target_c, criterion, fit_intercept)
+        column_mean = sample_weight @ Z / self.sw
+        self.kernel_mean = Z @ column_mean
+        rows = self.sqrt_w[:, None] * (Z - column_mean if fit_intercept else Z)
+        # the singular vectors of every column, zero singular values included: orthonormal
+        # to rounding, they leave in ``perp`` only what lies outside the columns' span
+        self.eigvecs, self.singular, self.right = scipy.linalg.svd(
+            rows, full_matrices=False, check_finite=False)
+        self.eigvals = self.singular ** 2
+        self.column_mean = column_mean if fit_intercept else np.zeros_like(column_mean)
+        self.centred = None
+        self.resolution = 0.0
+        self.proj = self.eigvecs.T @ target_c
+        self.perp = target_c - self.eigvecs @ self.proj
+        return self
+
+    def column_coef(self, alpha):
+        """Of an object made by :meth:`from_rows`: the ridge weights on the columns of
+        ``Z``, ``V diag(s / (s^2 + alpha)) U^T P D y`` (``P D Z = U diag(s) V^T``)."""
+        shrink = self.singular / (self.eigvals + alpha)
+        return self.right.T @ (shrink[:, None] * self.proj)
+
+    def _weights(self, sample_weight, target_c, criterion, fit_intercept):
+        self.sw = sample_weight.sum()
+        self.sqrt_w = np.sqrt(sample_weight)
+        self.target_c = target_c
+        self.perp = None
         self.n_fixed = int(bool(fit_intercept))
         self.criterion = criterion
         if criterion == "loo":
-            self.leverage = (sample_weight / sw if fit_intercept
+            self.leverage = (sample_weight / self.sw if fit_intercept
                              else np.zeros_like(sample_weight))
 
     def to_double(self):
@@ -109,7 +204,7 @@ class _Eigen:
         alphas = np.asarray(alphas, dtype=float)
         if self.criterion == "loo":
             return loo_curve(self.eigvals, self.eigvecs, self.proj, self.leverage, self.sw,
-                             alphas)
+                             alphas, perp=self.perp)
         total_ss = np.einsum("ij,ij->j", self.target_c, self.target_c)
         return gcv_curve(self.eigvals, self.proj ** 2, total_ss, self.sw, alphas,
                          self.n_fixed)
@@ -153,13 +248,16 @@ def solve(design, spec, state=None):
         high = exact[:, split:] if exact is not None and split < exact.shape[1] else None
         if high is not None:
             exact = exact[:, :split]
-        grams = [None if block is None else _gram(block, n) for block in (exact, high, tail)]
         gammas = spec.gammas
-        kernels = (((g, t), _weighted_sum(grams, (1.0, g * g, t * t), n)) for g, t in gammas)
+        kernels = _candidate_kernels((exact, high, tail), gammas, n)
     scores = np.full((len(gammas), len(spec.alphas)), np.nan)
     best = None
-    for g, (weights, gram) in enumerate(kernels):
-        eigen = _Eigen(gram, w, target_c, criterion, spec.fit_intercept)
+    for g, (weights, kernel) in enumerate(kernels):
+        if isinstance(kernel, _Rows):
+            eigen = _Eigen.from_rows(kernel.Z, w, target_c, criterion, spec.fit_intercept)
+        else:
+            eigen = _Eigen(kernel, w, target_c, criterion, spec.fit_intercept)
+        del kernel
         scores[g] = eigen.scores_resolved(spec.alphas)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
             best = (g, weights, eigen)
@@ -169,6 +267,14 @@ def solve(design, spec, state=None):
         eigen.to_double()
         alphas, _, k = widen_alphas(eigen.scores, alphas, eigen.scores(alphas))
     alpha = float(alphas[k])
+    if eigen.perp is not None:              # decomposed from the columns: primal weights
+        column_coef = eigen.column_coef(alpha)
+        coef = _block_coef((exact, high, tail), (1.0, gamma, tail_gamma), column_coef)
+        return RidgeSolution(coef=coef, dual_coef=None,
+                             intercept=y_mean - eigen.column_mean @ column_coef,
+                             alpha=alpha, gamma=float(gamma), tail_gamma=float(tail_gamma),
+                             alphas=alphas, gammas=gammas, scores=scores,
+                             criterion=criterion)
     dual = eigen.dual_coef(alpha, spec.fit_intercept)
     intercept = y_mean - eigen.kernel_mean @ dual
     if not spec.fit_intercept:
