@@ -551,19 +551,24 @@ def test_dual_in_single_precision_gives_the_double_precision_fit(monkeypatch, de
     np.testing.assert_allclose(single.predict(X), F @ coef + intercept, rtol=1e-6, atol=1e-6)
 
 
-def test_dual_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
+@pytest.mark.parametrize("solver, module, n, width", [
+    ("dual", dual_module, 200, 256),      # the 200 x 200 kernel (wider map than rows)
+    ("primal", primal_module, 300, 48)])  # the 48 x 48 Gram
+def test_single_precision_falls_back_to_double_below_its_resolution(monkeypatch, solver,
+                                                                    module, n, width):
     """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
-    X, y = _data("dense", n=200)
-    make = lambda: NTKRidge(_sketch(n_components=256), solver="dual",  # noqa: E731
+    X, y = _data("dense", n=n)
+    make = lambda: NTKRidge(_sketch(n_components=width), solver=solver,  # noqa: E731
                             alphas=(1e-13,), gammas=(1.0,), tail_gammas="same")
     double = make().fit(X, y)
-    monkeypatch.setattr(dual_module, "SINGLE_PRECISION_MIN", 0)
+    monkeypatch.setattr(module, "SINGLE_PRECISION_MIN", 0)
     calls = []
-    original = dual_module.eigh_psd
-    monkeypatch.setattr(dual_module, "eigh_psd",
+    original = module.eigh_psd
+    monkeypatch.setattr(module, "eigh_psd",
                         lambda gram: calls.append(gram.shape) or original(gram))
     single = make().fit(X, y)
-    assert calls == [(200, 200)]          # the refinement could not resolve alpha = 1e-13
+    size = min(n, width)
+    assert calls == [(size, size)]        # the refinement could not resolve alpha = 1e-13
     assert single.alpha_ == double.alpha_
     np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-6, atol=1e-6)
 
@@ -592,24 +597,6 @@ def test_primal_in_single_precision_gives_the_double_precision_fit(monkeypatch):
     np.testing.assert_allclose(single.coef_, double.coef_, rtol=1e-6, atol=1e-8)
     coef, intercept, F = _brute_force(single, X, y)
     np.testing.assert_allclose(single.predict(X), F @ coef + intercept, rtol=1e-6, atol=1e-6)
-
-
-def test_primal_in_single_precision_falls_back_to_double_below_its_resolution(monkeypatch):
-    """A best alpha below ~1e-4 of the largest eigenvalue is rescored in double precision."""
-    X, y = _data("dense", n=300)
-    make = lambda: NTKRidge(_sketch(), solver="primal", alphas=(1e-13,),  # noqa: E731
-                            gammas=(1.0,), tail_gammas="same")
-    double = make().fit(X, y)
-    monkeypatch.setattr(primal_module, "SINGLE_PRECISION_MIN", 0)
-    calls = []
-    original = primal_module.eigh_psd
-    monkeypatch.setattr(primal_module, "eigh_psd",
-                        lambda gram: calls.append(gram.shape) or original(gram))
-    single = make().fit(X, y)
-    width = double.feature_map_.n_components
-    assert calls == [(width, width)]      # the single precision could not resolve 1e-13
-    assert single.alpha_ == double.alpha_
-    np.testing.assert_allclose(single.predict(X), double.predict(X), rtol=1e-6, atol=1e-6)
 
 
 def test_refinement_reaches_the_double_precision_solve():
