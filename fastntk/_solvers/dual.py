@@ -154,7 +154,6 @@ class _Eigen:
         self = cls.__new__(cls)
         self._weights(sample_weight, target_c, criterion, fit_intercept)
         column_mean = sample_weight @ Z / self.sw
-        self.kernel_mean = Z @ column_mean
         rows = self.sqrt_w[:, None] * (Z - column_mean if fit_intercept else Z)
         # the singular vectors of every column, zero singular values included: orthonormal
         # to rounding, they leave in ``perp`` only what lies outside the columns' span
