@@ -23,7 +23,8 @@ the one-hot encoding of the labels and predicts the arg-max.
 
 How the problem is solved (``solver``)
 --------------------------------------
-- ``"dual"``: one eigendecomposition of the ``n x n`` kernel per weighting, alpha by exact
+- ``"dual"``: one eigendecomposition of the ``n x n`` kernel per weighting (a thin SVD of
+  its columns for a weighting that keeps fewer dense columns than rows), alpha by exact
   leave-one-out error (or GCV); for ``n`` up to a few thousand, and exact kernels.
 - ``"primal"``: streaming statistics ``Z^T Z`` of dense features (never the ``n x p``
   matrix), one ``p x p`` eigendecomposition per weighting; alpha by exact leave-one-out

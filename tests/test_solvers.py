@@ -514,7 +514,7 @@ def test_dual_decomposes_narrow_candidates_from_their_columns(monkeypatch, n):
               + (fm._n_features_out - fm.n_exact_features_) * (t > 0)
               for g, t in thin.gamma_candidates_]
     assert svds == [(n, width) for width in widths if width < n]
-    assert 0 < len(svds) <= len(widths) - (n < 48)
+    assert svds and (n > 48 or len(svds) < len(widths))   # at 40 rows, some kernels too
     monkeypatch.setattr(dual_module, "THIN_FRACTION", 0.0)
     svds.clear()
     full = make().fit(X, y)

@@ -1,4 +1,5 @@
-"""Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per block weighting.
+"""Dual ridge: one eigendecomposition of the ``n x n`` kernel matrix per block weighting
+(or a thin SVD of its columns, when they are fewer than the rows).
 
 The centred, weighted kernel ``P D K D P`` (``D = diag(sqrt(s))``, ``P`` the weighted
 centring projection, ``K = E_1 E_1^T + gamma^2 E_2 E_2^T + tail_gamma^2 T T^T``, ``E_1``
@@ -70,13 +71,6 @@ def _weighted_sum(grams, weights, n):
 THIN_FRACTION = 1.0
 
 
-class _Rows:
-    """The weighted columns ``Z`` of a candidate's kernel ``Z Z^T``."""
-
-    def __init__(self, Z):
-        self.Z = Z
-
-
 def _block_coef(blocks, scales, column_coef):
     """Weights on the raw columns of the blocks present, from the weights on the columns
     of ``Z = [scale_b B_b]`` over the blocks of non-zero scale (zero on the others)."""
@@ -93,10 +87,12 @@ def _block_coef(blocks, scales, column_coef):
     return np.vstack(parts)
 
 
-def _candidate_kernels(blocks, gammas, n):
-    """Yield ``((gamma, tail_gamma), kernel)`` for every candidate: the weighted columns
-    (:class:`_Rows`) where the blocks it keeps are dense and narrower than ``n`` in all,
-    else the ``n x n`` kernel matrix (the blocks' Grams computed once, when first needed).
+def _candidate_eigens(blocks, gammas, n, *args):
+    """Yield ``((gamma, tail_gamma), eigen)`` for every candidate, ``eigen`` the
+    :class:`_Eigen` of its kernel (``args``: the rest of its arguments): from the
+    weighted columns (:meth:`_Eigen.from_rows`) where the blocks it keeps are dense and
+    narrower than ``THIN_FRACTION * n`` in all, else from the ``n x n`` kernel matrix (the
+    blocks' Grams computed once, when first needed).
 
     A candidate that leaves a wide block out (``gamma = 0`` or ``tail_gamma = 0``) often
     keeps few columns: ccpp at 8,192 features keeps 495 of them with the tail left out,
@@ -109,12 +105,13 @@ def _candidate_kernels(blocks, gammas, n):
                 if block is not None and scale]
         width = sum(block.shape[1] for block, _ in kept)
         if 0 < width < THIN_FRACTION * n and not any(sp.issparse(b) for b, _ in kept):
-            yield (g, t), _Rows(np.hstack([scale * np.asarray(block, dtype=np.float64)
-                                           for block, scale in kept]))
+            columns = np.hstack([scale * np.asarray(block, dtype=np.float64)
+                                 for block, scale in kept])
+            yield (g, t), _Eigen.from_rows(columns, *args)
             continue
         if grams is None:
             grams = [None if block is None else _gram(block, n) for block in blocks]
-        yield (g, t), _weighted_sum(grams, (1.0, g * g, t * t), n)
+        yield (g, t), _Eigen(_weighted_sum(grams, (1.0, g * g, t * t), n), *args)
 
 
 class _Eigen:
@@ -236,10 +233,12 @@ def solve(design, spec, state=None):
     w = design.sample_weight
     y_mean, target_c = centre_weighted_target(design.Y, w, spec.fit_intercept)
     n = design.n_samples
+    eigen_args = (w, target_c, criterion, spec.fit_intercept)
     if design.kernel is not None:
         exact = tail = None
-        kernels = [((1.0, 1.0), np.asfortranarray(design.kernel(), dtype=np.float64))]
         gammas = np.ones((1, 2))
+        eigens = [((1.0, 1.0), _Eigen(np.asfortranarray(design.kernel(), dtype=np.float64),
+                                      *eigen_args))]
     else:
         exact, tail = stack_rows(design)
         split = design.n_linear
@@ -248,15 +247,10 @@ def solve(design, spec, state=None):
         if high is not None:
             exact = exact[:, :split]
         gammas = spec.gammas
-        kernels = _candidate_kernels((exact, high, tail), gammas, n)
+        eigens = _candidate_eigens((exact, high, tail), gammas, n, *eigen_args)
     scores = np.full((len(gammas), len(spec.alphas)), np.nan)
     best = None
-    for g, (weights, kernel) in enumerate(kernels):
-        if isinstance(kernel, _Rows):
-            eigen = _Eigen.from_rows(kernel.Z, w, target_c, criterion, spec.fit_intercept)
-        else:
-            eigen = _Eigen(kernel, w, target_c, criterion, spec.fit_intercept)
-        del kernel
+    for g, (weights, eigen) in enumerate(eigens):
         scores[g] = eigen.scores_resolved(spec.alphas)
         if best is None or np.nanmin(scores[g]) < np.nanmin(scores[best[0]]):
             best = (g, weights, eigen)
